@@ -1,0 +1,51 @@
+"""ProPos on scikit-learn's digits (1,797 real 8x8 images, 10 classes): the default that runs anywhere.
+
+No download: the images ship inside scikit-learn. The CIFAR recipe (ResNet-18, random resized
+crops) does not learn 8x8 digits within minutes on a CPU, so this recipe is sized for them: a small
+conv-BN-ReLU network on the native 8x8 images, and a small random affine transform instead of
+crops. Everything else (losses, EMA, schedule shape, E-step) is the official ProPos.
+"""
+from jaxclust.config import base_config
+
+
+def get_config():
+    c = base_config()
+    c.data.source = "digits"
+    c.data.name = "digits"
+    c.data.image_size = 8  # native size
+
+    c.augment.crop = False
+    c.augment.affine = True
+    c.augment.affine_rotation = 15.0
+    c.augment.affine_shift = 1.0
+    c.augment.affine_scale = (0.9, 1.1)
+    c.augment.flip_prob = 0.0  # a mirrored digit is another shape
+    c.augment.jitter_prob = 0.8
+    c.augment.brightness = 0.4
+    c.augment.contrast = 0.4
+    c.augment.saturation = 0.0  # grey images
+    c.augment.hue = 0.0
+    c.augment.grayscale_prob = 0.0
+    c.augment.mean = (0.3053,)  # mean and std of the digits pixels
+    c.augment.std = (0.3759,)
+
+    c.model.backbone = "convnet"
+    c.model.convnet_widths = (32, 64, 128)
+    c.model.projector_hidden = 512
+    c.model.projector_dim = 128
+    c.model.predictor_hidden = 512
+
+    c.method.psl_weight = 0.1
+    c.method.sigma = 0.001
+
+    c.optim.lr = 0.05
+    c.optim.warmup_epochs = 10
+
+    c.train.epochs = 220
+    c.train.batch_size = 128
+    c.train.log_every_epochs = 20
+    c.train.checkpoint_every_epochs = 20
+
+    c.kmeans.num_clusters = 10
+    c.kmeans.every = 5
+    return c

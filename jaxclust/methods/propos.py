@@ -1,0 +1,170 @@
+"""ProPos: prototype scattering loss + positive sampling alignment on BYOL (Huang et al., TPAMI 2022).
+
+Online network f (backbone + projector) and predictor g, target network f' (EMA of f). For two views
+x, x+ of a batch with pseudo-labels y (from the E-step k-means):
+
+    loss = align(g(f(x) + sigma * eps), f'(x+))  +  lambda * PSL(f(x), f'(x+), y)      (Eq. 10, Eq. 4)
+
+symmetrised over the two views. As in the official code, PSL and the noise sigma are off during the
+learning-rate warm-up, the target runs in train mode on its own BatchNorm statistics, and the EMA
+uses the online weights from before the optimiser step.
+
+Plain BYOL is this method with lambda = 0 and sigma = 0 (see `byol.py`).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxclust import losses, optim
+from jaxclust.models import build_backbone
+from jaxclust.models.heads import MLPHead
+from jaxclust.state import TrainState, ema_update
+
+
+class EncoderProjector(nn.Module):
+    """f: backbone, then the projector MLP. Its output is the (un-normalised) representation."""
+
+    model_cfg: Any
+
+    def setup(self):
+        self.backbone = build_backbone(self.model_cfg)
+        self.projector = MLPHead(self.model_cfg.projector_hidden, self.model_cfg.projector_dim)
+
+    def __call__(self, x, train: bool = True):
+        return self.projector(self.backbone(x, train=train), train=train)
+
+
+class Method(NamedTuple):
+    """The pure functions the training loop needs from a method."""
+
+    name: str
+    init: Callable[[jax.Array, jax.Array], TrainState]  # (key, sample views) -> state
+    train_step: Callable  # (state, view1, view2, indices, key) -> (state, metrics)
+    embed: Callable  # (state, images) -> l2-normalised features that the E-step clusters
+    set_pseudo_labels: Callable  # (state, labels, centroids) -> state
+    lr_fn: Callable  # step -> backbone learning rate, for logging
+
+
+def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
+    mcfg = cfg.method
+    net = EncoderProjector(cfg.model)
+    # official: predictor Linear weights N(0, 0.01), biases 0
+    predictor = MLPHead(cfg.model.predictor_hidden, cfg.model.projector_dim, init="normal_0.01")
+    tx, lr_fn = optim.make_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs, cfg.train.batch_size)
+    total_steps = steps_per_epoch * cfg.train.epochs
+    num_clusters = cfg.kmeans.num_clusters
+    if mcfg.forward not in ("v1", "v2"):
+        raise ValueError(f"method.forward must be 'v1' or 'v2', got {mcfg.forward!r}.")
+
+    def init(key, sample):
+        k_net, k_pred = jax.random.split(key)
+        net_vars = net.init(k_net, sample, train=False)
+        z = net.apply(net_vars, sample, train=False)
+        pred_vars = predictor.init(k_pred, z, train=False)
+        params = {"net": net_vars["params"], "predictor": pred_vars["params"]}
+        batch_stats = {"net": net_vars["batch_stats"], "predictor": pred_vars["batch_stats"]}
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            batch_stats=batch_stats,
+            # official: the target starts as a deep copy of the online encoder + projector
+            target_params=jax.tree.map(jnp.array, net_vars["params"]),
+            target_batch_stats=jax.tree.map(jnp.array, net_vars["batch_stats"]),
+            opt_state=tx.init(params),
+            extra={
+                "pseudo_labels": jnp.zeros((num_examples,), jnp.int32),
+                "centroids": jnp.zeros((num_clusters, cfg.model.projector_dim), jnp.float32),
+            },
+        )
+
+    def apply_net(params, stats, x):
+        z, updates = net.apply({"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
+        return z, updates["batch_stats"]
+
+    def apply_predictor(params, stats, z):
+        p, updates = predictor.apply(
+            {"params": params, "batch_stats": stats}, z, train=True, mutable=["batch_stats"]
+        )
+        return p, updates["batch_stats"]
+
+    def target_features(state, views):
+        """f'(x) for each view in turn, l2-normalised, threading the target's own BN statistics."""
+        stats, outs = state.target_batch_stats, []
+        for x in views:
+            z, stats = apply_net(state.target_params, stats, x)
+            outs.append(losses.l2_normalize(z))
+        return [jax.lax.stop_gradient(k) for k in outs], stats
+
+    def train_step(state, view1, view2, indices, key):
+        n = state.step + 1  # official schedules take the 1-based iteration count
+        epoch = state.step // steps_per_epoch
+        after_warmup = (epoch >= cfg.optim.warmup_epochs).astype(jnp.float32)
+        psl_weight = mcfg.psl_weight * after_warmup  # official: PSL x 0 during warm-up ...
+        sigma = mcfg.sigma * after_warmup  # ... and the PSA noise too
+        labels = state.extra["pseudo_labels"][indices]
+
+        if mcfg.forward == "v1":
+            # official forward_loss(x1 -> x2) then (x2 -> x1): the target sees view 2 first
+            (k2, k1), target_stats = target_features(state, (view2, view1))
+            pairs = ((view1, k2), (view2, k1))
+        else:
+            # official forward_v2: one pass over both views concatenated
+            (k21,), target_stats = target_features(state, (jnp.concatenate([view2, view1]),))
+            pairs = ((jnp.concatenate([view1, view2]), k21),)
+            labels = jnp.concatenate([labels, labels])
+
+        def loss_fn(params):
+            stats = state.batch_stats
+            align, psl = [], []
+            for i, (x, k) in enumerate(pairs):
+                q, net_stats = apply_net(params["net"], stats["net"], x)
+                noise = jax.random.normal(jax.random.fold_in(key, i), q.shape, q.dtype)
+                p, pred_stats = apply_predictor(params["predictor"], stats["predictor"], q + sigma * noise)
+                stats = {"net": net_stats, "predictor": pred_stats}
+                align.append(losses.byol_alignment_loss(p, k, mcfg.forward))
+                # paper Sec. 5.4.1: the alignment-only PSL is computed after the predictor
+                online = p if mcfg.psl_terms == "alignment" else q
+                if mcfg.forward == "v1":
+                    psl.append(_psl(online, k, labels))
+                else:  # official v2 chunks the 2B rows back into the two views
+                    for o, kk, y in zip(jnp.split(online, 2), jnp.split(k, 2), jnp.split(labels, 2)):
+                        psl.append(_psl(o, kk, y))
+            align_loss, psl_loss = jnp.mean(jnp.stack(align)), jnp.mean(jnp.stack(psl))
+            loss = align_loss + psl_weight * psl_loss
+            return loss, (stats, {"loss": loss, "align_loss": align_loss, "psl_loss": psl_loss})
+
+        def _psl(online, target, y):
+            return losses.prototype_scattering_loss(
+                online, target, y, num_clusters, mcfg.temperature, terms=mcfg.psl_terms
+            )
+
+        (_, (batch_stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        momentum = optim.ema_momentum(n, mcfg.ema_momentum, total_steps, mcfg.ema_increase)
+        # official: the EMA runs inside forward, i.e. with the online weights before this step's update
+        target_params = ema_update(state.target_params, state.params["net"], momentum)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        state = state.replace(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, updates),
+            batch_stats=batch_stats,
+            target_params=target_params,
+            target_batch_stats=target_stats,
+            opt_state=opt_state,
+        )
+        metrics.update(lr=lr_fn(state.step - 1), ema_momentum=momentum)
+        return state, metrics
+
+    def embed(state, images):
+        """Target projector features in eval mode, l2-normalised: what the official E-step clusters."""
+        z = net.apply({"params": state.target_params, "batch_stats": state.target_batch_stats}, images, train=False)
+        return losses.l2_normalize(z)
+
+    def set_pseudo_labels(state, labels, centroids):
+        return state.replace(extra={**state.extra, "pseudo_labels": labels, "centroids": centroids})
+
+    return Method("propos", init, train_step, embed, set_pseudo_labels, lr_fn)
