@@ -105,22 +105,49 @@ def _positive(cfg, *keys):
             raise ConfigError(f"{key} must be a positive integer, got {value!r}.")
 
 
-def validate_config(cfg, bank, device_count: int = 1) -> None:
-    """Raises ConfigError for a config that cannot run on `bank`, before anything is compiled."""
+def _choice(cfg, key, allowed):
+    section, name = key.split(".")
+    value = cfg[section][name]
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
+
+
+def validate_config(cfg, device_count: int = 1) -> None:
+    """Raises ConfigError for a value that cannot work, before any data is read or code compiled."""
     _positive(cfg, "train.epochs", "train.batch_size", "train.embed_batch_size", "data.image_size",
               "kmeans.every", "kmeans.n_init", "kmeans.max_iter", "kmeans.chunk_size",
               "train.log_every_epochs", "train.checkpoint_every_epochs", "train.checkpoints_to_keep")
-    n, k, batch = bank.num_examples, cfg.kmeans.num_clusters, cfg.train.batch_size
+    k, batch = cfg.kmeans.num_clusters, cfg.train.batch_size
     if not isinstance(k, int) or k < 2:
         raise ConfigError(f"kmeans.num_clusters must be an integer >= 2, got {k!r}.")
-    if k > n:
-        raise ConfigError(f"kmeans.num_clusters ({k}) is larger than the data set ({n} images); lower it.")
-    if batch > n:
-        raise ConfigError(f"train.batch_size ({batch}) is larger than the data set ({n} images); lower it.")
     if batch % device_count:
         raise ConfigError(
             f"train.batch_size ({batch}) must be divisible by the number of devices ({device_count})."
         )
+    if not 0 <= cfg.optim.warmup_epochs <= cfg.train.epochs:
+        raise ConfigError(
+            f"optim.warmup_epochs ({cfg.optim.warmup_epochs}) must lie between 0 and train.epochs "
+            f"({cfg.train.epochs})."
+        )
+    from jaxclust.methods import METHODS  # late import: methods import this module's users
+
+    _choice(cfg, "method.name", tuple(METHODS))
+    _choice(cfg, "method.psl_terms", ("both", "alignment", "uniformity"))
+    _choice(cfg, "method.forward", ("v1", "v2"))
+    _choice(cfg, "optim.name", ("sgd",))
+    _choice(cfg, "optim.schedule", ("warmup_cosine", "stepwise_cosine"))
+    _choice(cfg, "model.backbone", ("resnet18", "resnet34", "resnet50", "convnet"))
+    _choice(cfg, "model.stem", ("cifar", "imagenet"))
+    _choice(cfg, "eval.acc_rule", ("hungarian", "official"))
+
+
+def validate_data(cfg, bank) -> None:
+    """Raises ConfigError for a config that does not fit the loaded data set."""
+    n, k, batch = bank.num_examples, cfg.kmeans.num_clusters, cfg.train.batch_size
+    if k > n:
+        raise ConfigError(f"kmeans.num_clusters ({k}) is larger than the data set ({n} images); lower it.")
+    if batch > n:
+        raise ConfigError(f"train.batch_size ({batch}) is larger than the data set ({n} images); lower it.")
     channels = bank.num_channels
     for key in ("mean", "std"):
         if len(cfg.augment[key]) != channels:
@@ -128,5 +155,3 @@ def validate_config(cfg, bank, device_count: int = 1) -> None:
                 f"augment.{key} has {len(cfg.augment[key])} values but the images have {channels} "
                 f"channel(s); give one value per channel."
             )
-    if cfg.eval.acc_rule not in ("hungarian", "official"):
-        raise ConfigError(f"eval.acc_rule must be 'hungarian' or 'official', got {cfg.eval.acc_rule!r}.")

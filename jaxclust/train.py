@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 
 from jaxclust import kmeans, metrics, parallel
 from jaxclust.checkpoint import Checkpointer
-from jaxclust.config import validate_config
+from jaxclust.config import validate_config, validate_data
 from jaxclust.data.augment import AugmentConfig, augment_batch, eval_batch
 from jaxclust.data.sources import load_source
 from jaxclust.methods import build_method
@@ -55,9 +54,10 @@ class _Run:
 
     def __init__(self, cfg, workdir: Path):
         self.cfg, self.workdir = cfg, workdir
-        self.bank = load_source(cfg.data)
         self.mesh = parallel.make_mesh()
-        validate_config(cfg, self.bank, device_count=len(self.mesh.devices.flat))
+        validate_config(cfg, device_count=self.mesh.size)
+        self.bank = load_source(cfg.data)
+        validate_data(cfg, self.bank)
         n, batch = self.bank.num_examples, cfg.train.batch_size
         self.steps_per_epoch = n // batch
         self.method = build_method(cfg, n, self.steps_per_epoch)

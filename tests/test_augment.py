@@ -1,0 +1,484 @@
+"""Tests for jaxclust.data.augment: each op against an independent reference on fixed parameters
+(numpy ports of the torchvision formulas, colorsys, PIL float images, scipy.ndimage), then the
+random pipeline (shapes, range, determinism, per-image keys)."""
+
+import colorsys
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from jaxclust.data import augment as A
+
+ATOL = 1e-5
+
+
+def _rand_img(seed, h, w, c):
+    return np.random.RandomState(seed).rand(h, w, c).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    x = _rand_img(0, 8, 8, 3)
+    # a few special pixels: black, white, gray, pure primaries
+    x[0, 0] = 0.0
+    x[0, 1] = 1.0
+    x[0, 2] = 0.5
+    x[0, 3] = (1.0, 0.0, 0.0)
+    x[0, 4] = (0.0, 1.0, 0.0)
+    x[0, 5] = (0.0, 0.0, 1.0)
+    x[0, 6] = (0.2, 0.2, 0.7)
+    return x
+
+
+# ----------------------------------------------------------------------------------------------
+# numpy references (torchvision functional_tensor formulas, float64)
+# ----------------------------------------------------------------------------------------------
+
+def np_gray(x):
+    x = x.astype(np.float64)
+    if x.shape[-1] == 1:
+        return x[..., 0]
+    return 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
+
+
+def np_blend(a, b, f):
+    return np.clip(f * a.astype(np.float64) + (1 - f) * b, 0.0, 1.0)
+
+
+def np_brightness(x, f):
+    return np_blend(x, 0.0, f)
+
+
+def np_contrast(x, f):
+    return np_blend(x, np_gray(x).mean(), f)
+
+
+def np_saturation(x, f):
+    if x.shape[-1] == 1:
+        return x.astype(np.float64)
+    return np_blend(x, np_gray(x)[..., None], f)
+
+
+def np_hue(x, h):
+    if x.shape[-1] == 1:
+        return x.astype(np.float64)
+    out = np.empty(x.shape, np.float64)
+    for idx in np.ndindex(x.shape[:-1]):
+        hh, s, v = colorsys.rgb_to_hsv(*map(float, x[idx]))
+        out[idx] = colorsys.hsv_to_rgb((hh + h) % 1.0, s, v)
+    return out
+
+
+NP_JITTER = [np_brightness, np_contrast, np_saturation, np_hue]
+
+
+def np_bilinear_upsample(a, oh, ow):
+    """torch F.interpolate(mode='bilinear', align_corners=False) (antialias is a no-op upsampling)."""
+    def axis(o, n):
+        src = np.maximum((np.arange(o) + 0.5) * (n / o) - 0.5, 0.0)
+        i0 = np.minimum(np.floor(src).astype(int), n - 1)
+        i1 = np.minimum(i0 + 1, n - 1)
+        return i0, i1, src - i0
+    y0, y1, ly = axis(oh, a.shape[0])
+    x0, x1, lx = axis(ow, a.shape[1])
+    a = a.astype(np.float64)
+    ly = ly[:, None, None]
+    lx = lx[None, :, None]
+    top = a[y0][:, x0] * (1 - lx) + a[y0][:, x1] * lx
+    bot = a[y1][:, x0] * (1 - lx) + a[y1][:, x1] * lx
+    return top * (1 - ly) + bot * ly
+
+
+def pil_resize(a, size_hw, resample, box=None):
+    """Per-channel PIL resize in float ('F') mode; box = (top, left, height, width) crops first."""
+    Image = pytest.importorskip("PIL.Image")
+    chans = []
+    for c in range(a.shape[-1]):
+        im = Image.fromarray(np.ascontiguousarray(a[..., c], np.float32), mode="F")
+        if box is not None:
+            t, l, h, w = box
+            im = im.crop((l, t, l + w, t + h))
+        chans.append(np.asarray(im.resize((size_hw[1], size_hw[0]), resample)))
+    return np.stack(chans, -1)
+
+
+def np_tv_kernel(sigma, k):
+    x = np.arange(k, dtype=np.float64) - (k - 1) / 2
+    p = np.exp(-0.5 * (x / sigma) ** 2)
+    return p / p.sum()
+
+
+def tv_crop_params(rng, height, width, scale, ratio):
+    """Python transcription of torchvision RandomResizedCrop.get_params."""
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target_area = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = int(round(math.sqrt(target_area * aspect)))
+        h = int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return rng.randint(0, height - h + 1), rng.randint(0, width - w + 1), h, w
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        w, h = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        h, w = height, int(round(height * max(ratio)))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+# ----------------------------------------------------------------------------------------------
+# Colour ops
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("f", [0.0, 0.6, 1.0, 1.4])
+def test_brightness_contrast_saturation(rgb, f):
+    np.testing.assert_allclose(A.adjust_brightness(rgb, f), np_brightness(rgb, f), atol=ATOL)
+    np.testing.assert_allclose(A.adjust_contrast(rgb, f), np_contrast(rgb, f), atol=ATOL)
+    np.testing.assert_allclose(A.adjust_saturation(rgb, f), np_saturation(rgb, f), atol=ATOL)
+
+
+def test_single_channel_colour_ops(rgb):
+    g = rgb[..., :1]
+    np.testing.assert_allclose(A.adjust_brightness(g, 1.3), np_brightness(g, 1.3), atol=ATOL)
+    # contrast of a 1-channel tensor blends towards the mean of the image itself
+    np.testing.assert_allclose(A.adjust_contrast(g, 0.7), np_blend(g, g.mean(), 0.7), atol=ATOL)
+    for out in (A.adjust_saturation(g, 0.3), A.adjust_hue(g, 0.2), A.to_grayscale(g)):
+        assert out.shape == g.shape
+        np.testing.assert_array_equal(out, g)
+
+
+def test_grayscale(rgb):
+    out = np.asarray(A.to_grayscale(rgb))
+    assert out.shape == rgb.shape
+    for c in range(3):
+        np.testing.assert_allclose(out[..., c], np_gray(rgb), atol=ATOL)
+
+
+@pytest.mark.parametrize("h", [-0.5, -0.1, 0.0, 0.05, 0.37, 0.5])
+def test_hue(rgb, h):
+    np.testing.assert_allclose(A.adjust_hue(rgb, h), np_hue(rgb, h), atol=ATOL)
+
+
+def test_hsv_roundtrip(rgb):
+    hsv = np.asarray(A.rgb_to_hsv(rgb))
+    ref = np.array([colorsys.rgb_to_hsv(*map(float, p)) for p in rgb.reshape(-1, 3)])
+    np.testing.assert_allclose(hsv.reshape(-1, 3), ref, atol=ATOL)
+    np.testing.assert_allclose(A.hsv_to_rgb(hsv), rgb, atol=ATOL)
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 2, 1, 0), (2, 0, 3, 1)])
+def test_color_jitter_order(rgb, order):
+    params = (1.3, 0.6, 1.4, 0.08)
+    out = A.color_jitter(rgb, jnp.array(order), *params)
+    ref = rgb
+    for op in order:
+        ref = NP_JITTER[op](ref, params[op])
+    np.testing.assert_allclose(out, ref, atol=ATOL)
+    # one channel: saturation and hue are skipped, brightness/contrast keep their slot order
+    g = rgb[..., :1]
+    out = A.color_jitter(g, jnp.array(order), *params)
+    ref = g
+    for op in order:
+        ref = NP_JITTER[op](ref, params[op]) if op < 2 else ref
+    np.testing.assert_allclose(out, ref, atol=ATOL)
+
+
+def test_color_jitter_order_matters_and_disabled_ops(rgb):
+    params = (1.3, 0.6, 1.4, 0.08)
+    a = np.asarray(A.color_jitter(rgb, jnp.array([0, 1, 2, 3]), *params))
+    b = np.asarray(A.color_jitter(rgb, jnp.array([3, 2, 1, 0]), *params))
+    assert np.abs(a - b).max() > 1e-2
+    # disabled ops are exact identities
+    out = A.color_jitter(rgb, jnp.array([2, 0, 3, 1]), *params, enabled=(False, True, False, False))
+    np.testing.assert_allclose(out, np_contrast(rgb, params[1]), atol=ATOL)
+
+
+def test_sample_jitter_params():
+    cfg = A.AugmentConfig(brightness=0.4, contrast=0.2, saturation=1.5, hue=0.1)
+    keys = jax.random.split(jax.random.key(1), 2000)
+    order, f = jax.jit(jax.vmap(lambda k: A.sample_jitter_params(k, cfg)))(keys)
+    order, f = np.asarray(order), np.asarray(f)
+    assert (np.sort(order, axis=1) == np.arange(4)).all()
+    counts = {p: 0 for p in itertools.permutations(range(4))}
+    for o in map(tuple, order):
+        counts[o] += 1
+    assert min(counts.values()) > 40  # 24 orders, ~83 each: torchvision shuffles every call
+    for j, (lo, hi) in enumerate([(0.6, 1.4), (0.8, 1.2), (0.0, 2.5), (-0.1, 0.1)]):
+        assert f[:, j].min() >= lo and f[:, j].max() <= hi
+        assert f[:, j].min() < lo + 0.05 * (hi - lo) and f[:, j].max() > hi - 0.05 * (hi - lo)
+
+
+def test_solarize_and_flip(rgb):
+    np.testing.assert_array_equal(A.solarize(rgb, 0.5), np.where(rgb >= 0.5, 1 - rgb, rgb))
+    np.testing.assert_array_equal(A.horizontal_flip(rgb), rgb[:, ::-1])
+
+
+# ----------------------------------------------------------------------------------------------
+# Blur
+# ----------------------------------------------------------------------------------------------
+
+def test_gaussian_kernel():
+    np.testing.assert_allclose(A.gaussian_kernel1d(1.7, 23), np_tv_kernel(1.7, 23), atol=1e-7)
+
+
+def test_blur_torchvision_reflect_padding():
+    x = _rand_img(2, 16, 16, 3)
+    k, sigma = 7, 1.3
+    kern = np_tv_kernel(sigma, k)
+    # torchvision: F.pad(mode="reflect") then a valid 2-D correlation with the separable kernel
+    xp = np.pad(x.astype(np.float64), ((k // 2, k // 2), (k // 2, k // 2), (0, 0)), mode="reflect")
+    ref = np.zeros(x.shape)
+    for i in range(k):
+        for j in range(k):
+            ref += kern[i] * kern[j] * xp[i:i + 16, j:j + 16]
+    np.testing.assert_allclose(A.gaussian_blur(x, sigma, k), ref, atol=ATOL)
+
+
+def test_blur_kernel_wider_than_image():
+    # kernel 23 on an 8x8 image (torch would refuse the padding): repeated mirroring,
+    # i.e. scipy.ndimage mode "mirror" (torch "reflect"; scipy's own "reflect" repeats the edge).
+    x = _rand_img(3, 8, 8, 1)
+    kern = np_tv_kernel(2.0, 23)
+    ref = ndimage.correlate1d(x.astype(np.float64), kern, axis=0, mode="mirror")
+    ref = ndimage.correlate1d(ref, kern, axis=1, mode="mirror")
+    np.testing.assert_allclose(A.gaussian_blur(x, 2.0, 23), ref, atol=ATOL)
+
+
+# ----------------------------------------------------------------------------------------------
+# Resampling
+# ----------------------------------------------------------------------------------------------
+
+def test_resized_crop_upsample_vs_numpy_bilinear():
+    x = _rand_img(4, 16, 16, 3)
+    top, left, h, w = 3, 5, 6, 4
+    out = A.resized_crop(x, top, left, h, w, 12)
+    ref = np_bilinear_upsample(x[top:top + h, left:left + w], 12, 12)
+    np.testing.assert_allclose(out, ref, atol=ATOL)
+    # full-image "crop" at the same size is the identity
+    np.testing.assert_allclose(A.resized_crop(x, 0, 0, 16, 16, 16), x, atol=1e-6)
+
+
+@pytest.mark.parametrize("box,out", [((2, 1, 11, 13), 8), ((0, 3, 16, 9), 8), ((4, 4, 5, 7), 8),
+                                     ((1, 2, 12, 12), 16)])
+def test_resized_crop_vs_pil(box, out):
+    """torchvision on PIL images: img.crop(box).resize(size, BILINEAR) (antialiased when reducing)."""
+    Image = pytest.importorskip("PIL.Image")
+    x = _rand_img(5, 16, 16, 3)
+    ref = pil_resize(x, (out, out), Image.BILINEAR, box=box)
+    np.testing.assert_allclose(A.resized_crop(x, *box, out), ref, atol=ATOL)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (24, 24), (16, 16)])
+def test_resize_bicubic_vs_pil(size):
+    Image = pytest.importorskip("PIL.Image")
+    x = _rand_img(6, 16, 16, 1)
+    ref = np.clip(pil_resize(x, size, Image.BICUBIC), 0, 1)
+    np.testing.assert_allclose(A.resize(x, *size, method="bicubic"), ref, atol=ATOL)
+
+
+def test_crop_fallback():
+    # no try can succeed -> torchvision's centre crop with the ratio clamped
+    assert tuple(map(int, A.sample_crop_params(jax.random.key(0), 8, 8, (1.0, 1.0), (2.0, 3.0)))) \
+        == (2, 0, 4, 8)
+    assert tuple(map(int, A.sample_crop_params(jax.random.key(0), 4, 16, (1.0, 1.0), (1.0, 1.0)))) \
+        == (0, 6, 4, 4)
+    # ... as the python transcription of torchvision's get_params used below
+    assert tv_crop_params(np.random.RandomState(1), 8, 8, (1.0, 1.0), (2.0, 3.0)) == (2, 0, 4, 8)
+    assert tv_crop_params(np.random.RandomState(1), 4, 16, (1.0, 1.0), (1.0, 1.0)) == (0, 6, 4, 4)
+
+
+def test_crop_sampling_matches_torchvision_distribution():
+    H, W, scale, ratio = 32, 24, (0.08, 1.0), (3 / 4, 4 / 3)
+    keys = jax.random.split(jax.random.key(2), 4000)
+    t, l, h, w = map(np.asarray, jax.jit(jax.vmap(
+        lambda k: A.sample_crop_params(k, H, W, scale, ratio)))(keys))
+    assert (h > 0).all() and (w > 0).all() and (t >= 0).all() and (l >= 0).all()
+    assert (t + h <= H).all() and (l + w <= W).all()
+    # rounding-aware ratio / area bounds of accepted tries
+    assert ((w + 0.5) / np.maximum(h - 0.5, 1e-9) >= ratio[0]).all()
+    assert ((w - 0.5) / (h + 0.5) <= ratio[1]).all()
+    assert ((w + 0.5) * (h + 0.5) >= scale[0] * H * W).all()
+    rng = np.random.RandomState(0)
+    ref = np.array([tv_crop_params(rng, H, W, scale, ratio) for _ in range(20000)])
+    for ours, theirs in [(h * w, ref[:, 2] * ref[:, 3]), (h, ref[:, 2]), (w, ref[:, 3]),
+                         (t + h / 2, ref[:, 0] + ref[:, 2] / 2)]:
+        assert abs(ours.mean() - theirs.mean()) < 0.04 * theirs.mean()
+        assert abs(ours.std() - theirs.std()) < 0.06 * theirs.std()
+
+
+def test_affine_identity_rot90_and_shift():
+    x = _rand_img(7, 8, 8, 3)
+    np.testing.assert_allclose(A.affine_transform(x, 0.0, (0.0, 0.0), 1.0), x, atol=1e-6)
+    # +90 degrees is counter-clockwise as displayed, i.e. np.rot90 (exact: pixel centres map to
+    # pixel centres of a square image)
+    np.testing.assert_allclose(A.affine_transform(x, 90.0, (0.0, 0.0), 1.0), np.rot90(x), atol=1e-5)
+    np.testing.assert_allclose(A.affine_transform(x, -90.0, (0.0, 0.0), 1.0), np.rot90(x, -1),
+                               atol=1e-5)
+    # shift (dx, dy) = (1, 2): content moves right by 1 and down by 2, zeros come in
+    ref = np.zeros_like(x)
+    ref[2:, 1:] = x[:-2, :-1]
+    np.testing.assert_allclose(A.affine_transform(x, 0.0, (1.0, 2.0), 1.0), ref, atol=1e-6)
+
+
+def test_affine_general_vs_scipy():
+    x = _rand_img(8, 10, 10, 1)
+    angle, (dx, dy), s = 23.0, (0.7, -1.3), 1.15
+    out = np.asarray(A.affine_transform(x, angle, (dx, dy), s))
+    c = 4.5
+    th = math.radians(angle)
+    py, px = np.mgrid[0:10, 0:10].astype(np.float64)
+    ux, uy = px - c - dx, py - c - dy
+    # inverse of p = c + s * R(angle) (q - c) + t, with R counter-clockwise in y-down coordinates
+    qx = c + (math.cos(th) * ux - math.sin(th) * uy) / s
+    qy = c + (math.sin(th) * ux + math.cos(th) * uy) / s
+    ref = ndimage.map_coordinates(x[..., 0].astype(np.float64), [qy, qx], order=1,
+                                  mode="grid-constant", cval=0.0)
+    np.testing.assert_allclose(out[..., 0], ref, atol=ATOL)
+    # and the forward map sends the input pixel q to p (checks the sign conventions)
+    qx0, qy0 = 6.0, 3.0
+    px0 = c + s * (math.cos(th) * (qx0 - c) + math.sin(th) * (qy0 - c)) + dx
+    py0 = c + s * (-math.sin(th) * (qx0 - c) + math.cos(th) * (qy0 - c)) + dy
+    i = np.argmin((qx - qx0) ** 2 + (qy - qy0) ** 2)
+    assert abs(px.flat[i] - px0) <= 0.75 and abs(py.flat[i] - py0) <= 0.75
+
+
+def test_normalize():
+    x = _rand_img(9, 4, 4, 3)
+    m, s = (0.1, 0.2, 0.3), (0.5, 0.25, 2.0)
+    np.testing.assert_allclose(A.normalize(x, m, s), (x - np.array(m)) / np.array(s), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# Config
+# ----------------------------------------------------------------------------------------------
+
+def test_config_roundtrip_and_validation():
+    cfg_dict = A.default_config()
+    assert set(cfg_dict.keys()) == set(A.CONFIG_KEYS)
+    cfg = A.AugmentConfig.from_config(cfg_dict)
+    assert cfg == A.AugmentConfig() and hash(cfg) == hash(A.AugmentConfig())
+    cfg_dict.crop_scale = [0.2, 1]
+    cfg_dict.mean = [0.5, 0.5, 0.5]
+    cfg2 = A.AugmentConfig.from_config(cfg_dict)
+    assert cfg2.crop_scale == (0.2, 1.0) and isinstance(cfg2.mean, tuple)
+    hash(cfg2)
+    del cfg_dict["hue"]
+    with pytest.raises(KeyError, match="hue"):
+        A.AugmentConfig.from_config(cfg_dict)
+    for bad in [dict(blur_kernel=4), dict(flip_prob=1.5), dict(hue=0.6), dict(std=(1.0, 0.0, 1.0)),
+                dict(mean=(0.5,), std=(0.5, 0.5))]:
+        with pytest.raises(ValueError):
+            A.AugmentConfig(**bad)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pipelines (each config compiles once per module)
+# ----------------------------------------------------------------------------------------------
+
+RGB_CFG = A.AugmentConfig(blur_prob=0.5, blur_kernel=5, solarize_prob=0.3)  # ProPos + blur + solarize
+GRAY_CFG = A.AugmentConfig(crop=False, affine=True, flip_prob=0.0, blur_prob=0.5, blur_kernel=3,
+                           mean=(0.5,), std=(0.25,))
+N = 6
+
+
+@pytest.fixture(scope="module")
+def rgb_batch():
+    return np.random.RandomState(10).randint(0, 256, (N, 16, 16, 3)).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def gray_batch():
+    x = np.zeros((N, 8, 8, 1), np.uint8)
+    x[:, 2:6, 3:5] = 200  # digit-like blob so that the affine transform has something to move
+    x[:, 1, 1:7] = np.arange(N)[:, None] * 40
+    return x
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return A.example_keys(jax.random.key(42), jnp.arange(N))
+
+
+@pytest.fixture(scope="module")
+def rgb_out(keys, rgb_batch):
+    return np.asarray(A.augment_batch(keys, rgb_batch, RGB_CFG, 8))
+
+
+@pytest.fixture(scope="module")
+def gray_out(keys, gray_batch):
+    return np.asarray(A.augment_batch(keys, gray_batch, GRAY_CFG, 8))
+
+
+def _unnorm(x, cfg):
+    return x * np.array(cfg.std) + np.array(cfg.mean)
+
+
+def test_pipeline_shapes_range(rgb_out, gray_out):
+    for out, cfg, c in [(rgb_out, RGB_CFG, 3), (gray_out, GRAY_CFG, 1)]:
+        assert out.shape == (N, 8, 8, c) and out.dtype == np.float32
+        assert np.isfinite(out).all()
+        raw = _unnorm(out, cfg)
+        assert raw.min() >= -1e-5 and raw.max() <= 1 + 1e-5
+
+
+def test_pipeline_deterministic_and_key_dependent(keys, rgb_batch, rgb_out, gray_batch, gray_out):
+    np.testing.assert_array_equal(A.augment_batch(keys, rgb_batch, RGB_CFG, 8), rgb_out)
+    np.testing.assert_array_equal(A.augment_batch(keys, gray_batch, GRAY_CFG, 8), gray_out)
+    other = A.example_keys(jax.random.key(43), jnp.arange(N))
+    diff = np.abs(np.asarray(A.augment_batch(other, rgb_batch, RGB_CFG, 8)) - rgb_out)
+    assert (diff.reshape(N, -1).max(1) > 1e-3).all()
+    # identical images with different per-image keys get different views
+    same = np.repeat(rgb_batch[:1], N, axis=0)
+    views = np.asarray(A.augment_batch(keys, same, RGB_CFG, 8))
+    assert all(np.abs(views[i] - views[j]).max() > 1e-3 for i in range(N) for j in range(i))
+
+
+def test_pipeline_batch_order_independent(keys, rgb_batch, rgb_out, gray_batch, gray_out):
+    perm = np.array([3, 0, 5, 1, 4, 2])
+    kp = keys[perm]
+    np.testing.assert_allclose(A.augment_batch(kp, rgb_batch[perm], RGB_CFG, 8), rgb_out[perm],
+                               atol=1e-6)
+    np.testing.assert_allclose(A.augment_batch(kp, gray_batch[perm], GRAY_CFG, 8), gray_out[perm],
+                               atol=1e-6)
+
+
+def test_raw_keys_match_typed_keys(keys, gray_batch, gray_out):
+    raw = jax.random.key_data(keys)
+    assert raw.shape == (N, 2)
+    np.testing.assert_array_equal(A.augment_batch(raw, gray_batch, GRAY_CFG, 8), gray_out)
+
+
+def test_affine_moves_digits(gray_batch, gray_out):
+    plain = (gray_batch / 255.0 - 0.5) / 0.25
+    assert (np.abs(gray_out - plain).reshape(N, -1).max(1) > 1e-2).all()
+
+
+def test_augment_image_matches_batch(keys, rgb_batch, rgb_out):
+    one = jax.jit(A.augment_image, static_argnames=("cfg", "out_size"))(
+        keys[2], rgb_batch[2], cfg=RGB_CFG, out_size=8)
+    np.testing.assert_allclose(A.normalize(one, RGB_CFG.mean, RGB_CFG.std), rgb_out[2], atol=1e-5)
+
+
+def test_flip_only_pipeline(keys, rgb_batch):
+    cfg = A.AugmentConfig(crop=False, flip_prob=1.0, jitter_prob=0.0, grayscale_prob=0.0)
+    out = A.augment_batch(keys, rgb_batch, cfg, 16)
+    ref = A.eval_batch(rgb_batch[:, :, ::-1], cfg, 16)
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+
+
+def test_eval_batch(rgb_batch):
+    cfg = RGB_CFG
+    out = np.asarray(A.eval_batch(rgb_batch, cfg, 16))
+    np.testing.assert_allclose(out, A.normalize(rgb_batch / np.float32(255), cfg.mean, cfg.std),
+                               atol=1e-6)
+    small = np.asarray(A.eval_batch(rgb_batch, cfg, 8))
+    assert small.shape == (N, 8, 8, 3)
+    np.testing.assert_array_equal(small, A.eval_batch(rgb_batch, cfg, 8))  # no randomness
