@@ -105,7 +105,8 @@ def _positive(cfg, *keys):
             raise ConfigError(f"{key} must be a positive integer, got {value!r}.")
 
 
-def _choice(cfg, key, allowed):
+def choose(cfg, key, allowed):
+    """ConfigError unless cfg[key] (a 'section.name' path) is one of `allowed`."""
     section, name = key.split(".")
     value = cfg[section][name]
     if value not in allowed:
@@ -129,16 +130,15 @@ def validate_config(cfg, device_count: int = 1) -> None:
             f"optim.warmup_epochs ({cfg.optim.warmup_epochs}) must lie between 0 and train.epochs "
             f"({cfg.train.epochs})."
         )
-    from jaxclust.methods import METHODS  # late import: methods import this module's users
+    from jaxclust.methods import METHODS  # late import: method files import this module
 
-    _choice(cfg, "method.name", tuple(METHODS))
-    _choice(cfg, "method.psl_terms", ("both", "alignment", "uniformity"))
-    _choice(cfg, "method.forward", ("v1", "v2"))
-    _choice(cfg, "optim.name", ("sgd",))
-    _choice(cfg, "optim.schedule", ("warmup_cosine", "stepwise_cosine"))
-    _choice(cfg, "model.backbone", ("resnet18", "resnet34", "resnet50", "convnet"))
-    _choice(cfg, "model.stem", ("cifar", "imagenet"))
-    _choice(cfg, "eval.acc_rule", ("hungarian", "official"))
+    choose(cfg, "method.name", tuple(METHODS))
+    METHODS[cfg.method.name].validate(cfg)
+    choose(cfg, "optim.name", ("sgd",))
+    choose(cfg, "optim.schedule", ("warmup_cosine", "stepwise_cosine"))
+    choose(cfg, "model.backbone", ("resnet18", "resnet34", "resnet50", "convnet"))
+    choose(cfg, "model.stem", ("cifar", "imagenet"))
+    choose(cfg, "eval.acc_rule", ("hungarian", "official"))
 
 
 def validate_data(cfg, bank) -> None:

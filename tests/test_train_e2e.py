@@ -10,7 +10,7 @@ import importlib.util
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMING_KEYS = {"wall_seconds", "session_seconds", "kmeans_seconds"}
+TIMING_KEYS = {"wall_seconds", "session_seconds", "e_step_seconds"}
 
 
 def load_config(name):

@@ -13,7 +13,7 @@ Plain BYOL is this method with lambda = 0 and sigma = 0 (see `byol.py`).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -21,8 +21,10 @@ import jax.numpy as jnp
 import optax
 
 from jaxclust import losses, optim
+from jaxclust.config import choose
 from jaxclust.models import build_backbone
 from jaxclust.models.heads import MLPHead
+from jaxclust.methods.common import Method, kmeans_cluster
 from jaxclust.state import TrainState, ema_update
 
 
@@ -39,15 +41,9 @@ class EncoderProjector(nn.Module):
         return self.projector(self.backbone(x, train=train), train=train)
 
 
-class Method(NamedTuple):
-    """The pure functions the training loop needs from a method."""
-
-    name: str
-    init: Callable[[jax.Array, jax.Array], TrainState]  # (key, sample views) -> state
-    train_step: Callable  # (state, view1, view2, indices, key) -> (state, metrics)
-    embed: Callable  # (state, images) -> l2-normalised features that the E-step clusters
-    set_pseudo_labels: Callable  # (state, labels, centroids) -> state
-    lr_fn: Callable  # step -> backbone learning rate, for logging
+def validate(cfg) -> None:
+    choose(cfg, "method.psl_terms", ("both", "alignment", "uniformity"))
+    choose(cfg, "method.forward", ("v1", "v2"))
 
 
 def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
@@ -58,8 +54,6 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
     tx, lr_fn = optim.make_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs, cfg.train.batch_size)
     total_steps = steps_per_epoch * cfg.train.epochs
     num_clusters = cfg.kmeans.num_clusters
-    if mcfg.forward not in ("v1", "v2"):
-        raise ValueError(f"method.forward must be 'v1' or 'v2', got {mcfg.forward!r}.")
 
     def init(key, sample):
         k_net, k_pred = jax.random.split(key)
@@ -164,7 +158,4 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         z = net.apply({"params": state.target_params, "batch_stats": state.target_batch_stats}, images, train=False)
         return losses.l2_normalize(z)
 
-    def set_pseudo_labels(state, labels, centroids):
-        return state.replace(extra={**state.extra, "pseudo_labels": labels, "centroids": centroids})
-
-    return Method("propos", init, train_step, embed, set_pseudo_labels, lr_fn)
+    return Method("propos", init, train_step, embed, kmeans_cluster(cfg.kmeans))
