@@ -35,7 +35,9 @@ def get_config():
     c.model.projector_dim = 128
     c.model.predictor_hidden = 512
 
-    c.method.psl_weight = 0.1
+    # Stronger than CIFAR's 0.1: measured on digits (220 epochs), lambda 0.1 ends near NMI 0.83 with
+    # two digit classes merged, lambda 0.5 near 0.92.
+    c.method.psl_weight = 0.5
     c.method.sigma = 0.001
 
     c.optim.lr = 0.05
