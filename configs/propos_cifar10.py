@@ -5,9 +5,12 @@ ResNet-34 (NMI 88.6, ACC 94.3, ARI 88.4); for it set model.backbone=resnet34 and
 author's posted R34 config (issue #8 of the official repository: batch 64 x 4, v2 forward,
 cosine-increasing EMA).
 
-One device with this config sees the official global batch of 512 in one BatchNorm batch and applies
-lambda_psl = 0.1 to the global-batch PSL. The official 4-GPU run had per-GPU BatchNorm (128 images)
-and, through its gather layer, an effective lambda of 0.1 / 4 (reference: propos_official.md §2.4).
+By default BatchNorm sees the whole global batch of 512 and PSL is the paper's global-batch loss with
+lambda 0.1, on any number of devices. The official 4-GPU run differs in two ways, each an option:
+per-GPU BatchNorm over 128 images with the target batch shuffled across GPUs
+(--config.model.bn_groups=4), and a PSL computed per GPU, with absent clusters judged on the GPU's
+128 rows and its gradient scaled by 1/4 through the gather layer (--config.method.psl_processes=4).
+Both together reproduce the official dynamics on one device.
 """
 from jaxclust.config import base_config
 
@@ -16,7 +19,8 @@ def get_config():
     c = base_config()
     c.seed = 0  # official default seed
     c.data.source = "tfds"
-    c.data.name = "cifar10"  # official whole_dataset: true -> train + test, 60,000 images
+    c.data.name = "cifar10"
+    c.data.split = "train+test"  # official whole_dataset: true -> 60,000 images (paper Table 1)
     c.data.image_size = 32  # official img_size
 
     # official train_transform: RandomResizedCrop(32, scale=(0.08, 1)), flip, ColorJitter(0.4, 0.4,

@@ -482,3 +482,72 @@ def test_eval_batch(rgb_batch):
     small = np.asarray(A.eval_batch(rgb_batch, cfg, 8))
     assert small.shape == (N, 8, 8, 3)
     np.testing.assert_array_equal(small, A.eval_batch(rgb_batch, cfg, 8))  # no randomness
+
+
+# ----------------------------------------------------------------------------------------------
+# Test-time Resize + CenterCrop, and the asymmetric (BYOL) two-view recipe
+# ----------------------------------------------------------------------------------------------
+
+def pil_resize_center_crop(a, resize_to, crop):
+    """Independent reference: torchvision Resize(resize_to) (shorter side, PIL bilinear) then
+    CenterCrop(crop), on float PIL images channel by channel."""
+    Image = pytest.importorskip("PIL.Image")
+    h, w = a.shape[:2]
+    size = (resize_to, int(resize_to * w / h)) if h <= w else (int(resize_to * h / w), resize_to)
+    resized = pil_resize(a, size, Image.BILINEAR)
+    top, left = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
+    return resized[top:top + crop, left:left + crop]
+
+
+@pytest.mark.parametrize("shape,resize_to,crop", [((20, 30), 16, 14), ((31, 17), 12, 9), ((18, 18), 22, 20)])
+def test_resize_center_crop_vs_pil(shape, resize_to, crop):
+    x = _rand_img(11, *shape, 3)
+    out = jax.jit(A.resize_center_crop, static_argnums=(1, 2))(x, resize_to, crop)
+    np.testing.assert_allclose(out, pil_resize_center_crop(x, resize_to, crop), atol=ATOL)
+
+
+def test_eval_batch_test_resized_crop():
+    """Official test_resized_crop: Resize(256) + CenterCrop(224) then the image_size resize (here
+    scaled down: Resize(16) + CenterCrop(14) on 20x20, then bicubic to 12)."""
+    Image = pytest.importorskip("PIL.Image")
+    images = np.random.RandomState(12).randint(0, 256, (2, 20, 20, 3)).astype(np.uint8)
+    cfg = A.AugmentConfig(test_resized_crop=True, test_resize=16, test_crop=14)
+    out = np.asarray(A.eval_batch(images, cfg, 12))
+    for i in range(2):
+        cropped = pil_resize_center_crop(images[i] / np.float32(255), 16, 14)
+        ref = np.clip(pil_resize(cropped, (12, 12), Image.BICUBIC), 0, 1)
+        np.testing.assert_allclose(out[i], (ref - np.array(cfg.mean)) / np.array(cfg.std), atol=1e-4)
+    with pytest.raises(ValueError, match="test_crop"):
+        A.AugmentConfig(test_resized_crop=True, test_resize=16, test_crop=20)
+
+
+def test_view_configs_byol_recipe():
+    import ml_collections
+
+    from jaxclust.config import base_config
+
+    cfg = base_config().augment
+    one, two = A.view_configs(cfg)
+    assert one == two == A.AugmentConfig.from_config(cfg)  # symmetric by default
+    cfg.asymmetric = True
+    cfg.blur_prob, cfg.solarize_prob, cfg.saturation = 1.0, 0.0, 0.2  # official byol_transform
+    one, two = A.view_configs(cfg)
+    assert (one.blur_prob, one.solarize_prob, two.blur_prob, two.solarize_prob) == (1.0, 0.0, 0.1, 0.2)
+    assert one.saturation == two.saturation == 0.2 and one.crop_scale == two.crop_scale
+    assert isinstance(cfg.view2, ml_collections.ConfigDict)
+
+
+def test_two_views_use_their_own_config(monkeypatch):
+    """train.two_views hands view 1's config to the first view and view 2's to the second, with the
+    per-view key slots 1 and 2 (the augmentation itself is tested above)."""
+    from jaxclust import train
+
+    calls = []
+    monkeypatch.setattr(train, "augment_batch", lambda k, images, cfg, size: calls.append((k, cfg)) or cfg)
+    views = (A.AugmentConfig(blur_prob=1.0), A.AugmentConfig(blur_prob=0.1, solarize_prob=0.2))
+    key, idx = jax.random.key(1), jnp.arange(3)
+    assert train.two_views(key, None, idx, views, 8) == list(views)
+    assert train.two_views(key, None, idx, views[0], 8) == [views[0], views[0]]  # one config: both views
+    slots = [jax.random.fold_in(jax.random.fold_in(key, 2), v) for v in (1, 2)]
+    for (k, _), expected in zip(calls[:2], slots):
+        np.testing.assert_array_equal(jax.random.key_data(k[2]), jax.random.key_data(expected))

@@ -22,6 +22,11 @@ Semantics follow torchvision (not ``tf.image`` / dm-pix):
   ``numpy.pad`` "reflect" == ``scipy.ndimage`` "mirror"); generalised to kernels wider than the image
   by repeated mirroring, where torch would raise.
 
+Two views: ``view_configs`` gives the config of each view; with ``augment.asymmetric`` (the official
+``byol_transform``) view 2 has its own blur and solarize probabilities. Test-time transform: the
+stored image resized to the network size (PIL bicubic), or with ``test_resized_crop`` torchvision's
+``Resize(test_resize) + CenterCrop(test_crop)`` first (official ImageNet-Dogs config).
+
 Random branches are written as ``jnp.where(u < p, f(x), x)``: under ``vmap`` a ``lax.cond`` would
 become a select anyway, so every enabled op is computed for every image. Ops whose probability or
 strength is 0 in the (static) config are removed at trace time.
@@ -68,6 +73,8 @@ __all__ = [
     "augment_batch",
     "eval_image",
     "eval_batch",
+    "resize_center_crop",
+    "view_configs",
     "example_keys",
 ]
 
@@ -83,6 +90,7 @@ CONFIG_KEYS = (
     "blur_prob", "blur_kernel", "blur_sigma",
     "solarize_prob", "solarize_threshold",
     "mean", "std",
+    "test_resized_crop", "test_resize", "test_crop",
 )
 
 
@@ -141,6 +149,10 @@ class AugmentConfig:
       solarize_threshold: pixels >= threshold are inverted; in [0, 1] units (PIL's 128 ~ 0.502).
       mean: per-channel normalisation mean (one value per channel, or one value for all).
       std: per-channel normalisation std.
+      test_resized_crop: test-time ``Resize(test_resize)`` (shorter side, bilinear) and
+        ``CenterCrop(test_crop)`` before the resize to the network size (official ``test_resized_crop``).
+      test_resize: shorter side after the test-time resize.
+      test_crop: side of the test-time centre crop.
     """
 
     crop: bool = True
@@ -164,12 +176,24 @@ class AugmentConfig:
     solarize_threshold: float = 0.5
     mean: tuple[float, ...] = (0.4914, 0.4822, 0.4465)
     std: tuple[float, ...] = (0.2023, 0.1994, 0.2010)
+    test_resized_crop: bool = False
+    test_resize: int = 256
+    test_crop: int = 224
 
     def __post_init__(self):
         # Normalise types so that equal configs hash equally (lists -> tuples, ints -> floats).
         s = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
         s("crop", bool(self.crop))
         s("affine", bool(self.affine))
+        s("test_resized_crop", bool(self.test_resized_crop))
+        for k in ("test_resize", "test_crop"):
+            v = int(getattr(self, k))
+            if v != getattr(self, k) or v <= 0:
+                raise ValueError(f"augment.{k} must be a positive integer, got {getattr(self, k)!r}")
+            s(k, v)
+        if self.test_crop > self.test_resize:
+            raise ValueError(f"augment.test_crop ({self.test_crop}) must be <= augment.test_resize "
+                             f"({self.test_resize})")
         for k in ("crop_scale", "crop_ratio", "affine_scale", "blur_sigma"):
             s(k, _pair(getattr(self, k), k))
         for k in ("flip_prob", "jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
@@ -218,6 +242,20 @@ def default_config():
 
     d = dataclasses.asdict(AugmentConfig())
     return ml_collections.ConfigDict(d)
+
+
+def view_configs(cfg: Any) -> tuple[AugmentConfig, AugmentConfig]:
+    """The configs of view 1 and view 2 from an ``augment`` config section.
+
+    Both views share every key, unless ``cfg.asymmetric`` is true: then view 2 takes
+    ``cfg.view2.blur_prob`` and ``cfg.view2.solarize_prob`` (the official ``byol_transform``: view 1
+    blur 1.0 / solarize 0.0, view 2 blur 0.1 / solarize 0.2, both ColorJitter(0.4, 0.4, 0.2, 0.1)).
+    """
+    first = AugmentConfig.from_config(cfg)
+    if not cfg.get("asymmetric", False):
+        return first, first
+    view2 = cfg["view2"]
+    return first, dataclasses.replace(first, blur_prob=view2["blur_prob"], solarize_prob=view2["solarize_prob"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -669,12 +707,34 @@ def augment_batch(keys, images, cfg: AugmentConfig, out_size: int) -> jax.Array:
     return normalize(x, cfg.mean, cfg.std)
 
 
-def eval_image(image: jax.Array, out_size: int, method: str = "bicubic") -> jax.Array:
+def resize_center_crop(img: jax.Array, resize_to: int, crop: int) -> jax.Array:
+    """torchvision ``CenterCrop(crop)(Resize(resize_to)(img))`` of one float image: the shorter side
+    resized to ``resize_to`` (the longer to ``int(resize_to * long / short)``), bilinear with PIL's
+    antialiasing, then the centred ``crop x crop`` window (offsets ``round((size - crop) / 2)``).
+    Computed as one resampling whose output rows/columns are the crop window of the resized image."""
+    h, w = img.shape[0], img.shape[1]
+    if h <= w:
+        new_h, new_w = resize_to, int(resize_to * w / h)
+    else:
+        new_h, new_w = int(resize_to * h / w), resize_to
+    if crop > new_h or crop > new_w:
+        raise ValueError(f"centre crop {crop} is larger than the resized image {new_h}x{new_w}")
+    top, left = int(round((new_h - crop) / 2.0)), int(round((new_w - crop) / 2.0))
+    wy = _resample_matrix(h, new_h, 0.0, float(h), "bilinear", True)[top:top + crop]
+    wx = _resample_matrix(w, new_w, 0.0, float(w), "bilinear", True)[left:left + crop]
+    return _apply_resample(img, wy, wx)
+
+
+def eval_image(image: jax.Array, out_size: int, method: str = "bicubic",
+               resized_crop: tuple[int, int] | None = None) -> jax.Array:
     """Test-time transform of one image (before normalisation): resize to (out, out) if needed.
 
     ProPos resizes test images with PIL's ``Image.resize`` default filter (bicubic); it is a no-op
-    for images already at ``out_size`` (CIFAR)."""
+    for images already at ``out_size`` (CIFAR). ``resized_crop=(resize, crop)`` first applies
+    :func:`resize_center_crop` (official ``test_resized_crop``: Resize(256) + CenterCrop(224))."""
     image = to_float(image)
+    if resized_crop is not None:
+        image = resize_center_crop(image, *resized_crop)
     return resize(image, out_size, out_size, method)
 
 
@@ -682,7 +742,8 @@ def eval_image(image: jax.Array, out_size: int, method: str = "bicubic") -> jax.
 def eval_batch(images, cfg: AugmentConfig, out_size: int, method: str = "bicubic") -> jax.Array:
     """Deterministic test-time transform of uint8 (B, H, W, C) -> normalised float32 (B, out, out, C)."""
     _check_norm(cfg, images.shape[-1])
-    x = jax.vmap(lambda im: eval_image(im, out_size, method))(images)
+    resized_crop = (cfg.test_resize, cfg.test_crop) if cfg.test_resized_crop else None
+    x = jax.vmap(lambda im: eval_image(im, out_size, method, resized_crop))(images)
     return normalize(x, cfg.mean, cfg.std)
 
 
