@@ -1,0 +1,27 @@
+"""PCL ("MoCo + PCL") on CIFAR-20 as ProPos reproduced it: `config/pcl_cifar20_r18_config.json`.
+
+`pcl_cifar10.py` with the data set changed; the json's values (batch 128 x 4, lr 0.05 x 2, wd 1e-4,
+eta_min 0.01 relative, 1,000 epochs, warm-up 50, queue 4,096, moco_temp 1, momentum 0.99, symmetric,
+mlp, feat_dim 128, clusters 250/500/1000, cls_loss_weight 0.01, reassign 1, no blur) are already
+those. Targets: Table 6 (ResNet-18) NMI 50.0, ACC 48.6, ARI 32.7; Table 2 (ResNet-34) NMI 52.8,
+ACC 52.6, ARI 36.3.
+"""
+import importlib.util
+from pathlib import Path
+
+from jaxclust.data.sources import normalization
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def get_config():
+    c = _load("pcl_cifar10")
+    c.data.name = "cifar20"  # json dataset cifar20, whole_dataset true
+    c.augment.mean, c.augment.std = normalization("cifar20")  # official TrainTask.normalize('cifar20')
+    c.kmeans.num_clusters = 20
+    return c
