@@ -33,8 +33,10 @@ __all__ = [
     "make_optimizer",
 ]
 
-_SCHEDULES = ("warmup_cosine", "stepwise_cosine")
-_OPTIMIZERS = ("sgd",)
+_SCHEDULES = ("warmup_cosine", "stepwise_cosine", "constant")
+_OPTIMIZERS = ("sgd", "adam", "lars")
+# LARS trust coefficient eta of SimCLR / BYOL (C2BIN Table 5 names LARS without its constants).
+LARS_TRUST_COEFFICIENT = 1e-3
 
 
 def _backend(n):
@@ -165,10 +167,12 @@ def make_optimizer(optim_cfg, iters_per_epoch, epochs, batch_size):
     """Builds the official ProPos optimiser: ``torch.optim.SGD`` under a per-iteration LR schedule.
 
     Args:
-      optim_cfg: ConfigDict (or mapping) with ``name`` ("sgd"), ``lr`` (base LR before the batch
+      optim_cfg: ConfigDict (or mapping) with ``name`` ("sgd" | "adam" | "lars"), ``lr`` (base LR before the batch
         scaling), ``momentum``, ``weight_decay``, ``warmup_epochs``, and optionally ``nesterov``
         (False), ``eta_min`` (0.), ``schedule`` ("warmup_cosine" | "stepwise_cosine", default
-        "warmup_cosine") and ``predictor_lr_mult`` (1.; ProPos uses 10).
+        "warmup_cosine"; "constant": linear warm-up then flat) and ``predictor_lr_mult`` (1.; ProPos
+        uses 10). "adam" is torch Adam (L2 weight decay, beta1 = momentum); "lars" excludes parameters
+        with ndim <= 1 from weight decay and the trust ratio (coefficient LARS_TRUST_COEFFICIENT).
       iters_per_epoch: optimiser steps per epoch.
       epochs: total number of epochs.
       batch_size: global batch size, for the linear LR scaling (x batch / 256).
@@ -183,7 +187,7 @@ def make_optimizer(optim_cfg, iters_per_epoch, epochs, batch_size):
     """
     name = _cfg_get(optim_cfg, "name", required=True)
     if name not in _OPTIMIZERS:
-        raise ValueError(f"optim.name must be one of {_OPTIMIZERS} for now (LARS and Adam are not implemented yet), got {name!r}.")
+        raise ValueError(f"optim.name must be one of {_OPTIMIZERS}, got {name!r}.")
     base_lr = scaled_base_lr(_cfg_get(optim_cfg, "lr", required=True), batch_size)
     momentum = float(_cfg_get(optim_cfg, "momentum", required=True))
     weight_decay = float(_cfg_get(optim_cfg, "weight_decay", required=True))
@@ -211,6 +215,12 @@ def make_optimizer(optim_cfg, iters_per_epoch, epochs, batch_size):
 
         def lr_at(n):
             return stepwise_cosine_lr(n, base_lr, warmup_epochs, epochs, iters_per_epoch)
+    elif schedule == "constant":  # C2BIN Table 5: Constant(0.2); linear warm-up first if warmup_epochs > 0
+        warmup_iters = float(warmup_epochs) * float(iters_per_epoch)
+
+        def lr_at(n):
+            xp, n = _backend(n)
+            return _finish(xp, base_lr * xp.minimum(1.0, n / warmup_iters) if warmup_iters > 0 else base_lr + 0.0 * n)
     else:
         raise ValueError(f"optim.schedule must be one of {_SCHEDULES}, got {schedule!r}.")
 
@@ -218,14 +228,26 @@ def make_optimizer(optim_cfg, iters_per_epoch, epochs, batch_size):
         # optax counts from 0; the official loop calls the schedule with n = 1 before the first step.
         return lr_at(step + 1)
 
-    parts = [
-        # torch SGD weight_decay is coupled (added to the gradient) and hits ALL params, incl. BN and
-        # biases (official byol.py: one param group per parameter, no exclusions).
-        optax.add_decayed_weights(weight_decay),
-        # torch: buf = m buf + g (buf = g at step 1, equal to m*0 + g); nesterov: g + m buf.
-        optax.trace(decay=momentum, nesterov=nesterov),
-        optax.scale_by_schedule(lambda count: -lr_fn(count)),
-    ]
+    if name == "sgd":
+        parts = [
+            # torch SGD weight_decay is coupled (added to the gradient) and hits ALL params, incl. BN and
+            # biases (official byol.py: one param group per parameter, no exclusions).
+            optax.add_decayed_weights(weight_decay),
+            # torch: buf = m buf + g (buf = g at step 1, equal to m*0 + g); nesterov: g + m buf.
+            optax.trace(decay=momentum, nesterov=nesterov),
+        ]
+    elif name == "adam":  # torch.optim.Adam: coupled L2 weight decay, betas (momentum, 0.999), eps 1e-8
+        parts = [optax.add_decayed_weights(weight_decay), optax.scale_by_adam(b1=momentum, b2=0.999, eps=1e-8)]
+    else:  # lars, SimCLR/BYOL convention: biases and BN (ndim <= 1) get neither weight decay nor trust ratio
+        def matrices(params):
+            return jax.tree.map(lambda p: p.ndim > 1, params)
+
+        parts = [
+            optax.add_decayed_weights(weight_decay, mask=matrices),
+            optax.masked(optax.scale_by_trust_ratio(trust_coefficient=LARS_TRUST_COEFFICIENT), matrices),
+            optax.trace(decay=momentum, nesterov=nesterov),
+        ]
+    parts.append(optax.scale_by_schedule(lambda count: -lr_fn(count)))
     if predictor_lr_mult != 1.0:
         # official byol.py: predictor group lr = lr * lambda_predictor_lr.
         parts.append(_scale_top_level({"predictor": predictor_lr_mult}))

@@ -194,7 +194,7 @@ def test_stepwise_schedule_is_selectable():
 
 
 @pytest.mark.parametrize(
-    "overrides", [dict(name="adam"), dict(schedule="linear"), dict(warmup_epochs=20), dict(schedule="stepwise_cosine", eta_min=1e-3)]
+    "overrides", [dict(name="rmsprop"), dict(schedule="linear"), dict(warmup_epochs=20), dict(schedule="stepwise_cosine", eta_min=1e-3)]
 )
 def test_make_optimizer_rejects_bad_config(overrides):
     with pytest.raises(ValueError):

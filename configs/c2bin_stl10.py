@@ -1,0 +1,25 @@
+"""C2BIN on STL-10, clustering setting (Table 10); Table 3 [Mean]: NMI 0.62, ACC 0.73, ARI 0.55.
+
+Data (§3.3 best reading): the 13,000 labelled train + test images, 96x96, for training and scoring
+(data.unlabelled=True adds the 100k unlabelled images to training). Stem (A12): the ImageNet stem
+(7x7 stride 2 + max-pool); blur p 0.5 with a kernel of ~10% of the image (MoCo v2 style, §2.8).
+"""
+import importlib.util
+from pathlib import Path
+
+from jaxclust.data.sources import normalization
+
+
+def get_config():
+    spec = importlib.util.spec_from_file_location("c2bin_cifar10", Path(__file__).with_name("c2bin_cifar10.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config()
+    c.data.name = "stl10"
+    c.data.split = "train+test"
+    c.data.image_size = 96
+    c.augment.mean, c.augment.std = normalization("stl10")
+    c.augment.blur_prob = 0.5
+    c.augment.blur_kernel = 9  # ~10% of 96 px, odd
+    c.model.stem = "imagenet"
+    return c

@@ -1,0 +1,468 @@
+"""SeCu: stable cluster discrimination (Qian, ICCV 2023). Reference: shared/reference/seed_secu.md.
+
+One encoder f (backbone + 2-layer MLP head, l2-normalised output x) and H clustering heads, head h
+with K_h = (h + 1) K trainable centres. No target network, no queue. Per step, for each head:
+
+    y^{t-1} = stored label of each instance (from the last epoch)
+    y^t     = argmax_j  mean_s x^s.w_j + rho_j              (size constraint, Eq. 9, dual ascent on rho)
+            | argmax_j  mean_s x^s.w_j - alpha Delta_ij     (entropy constraint, Eq. 11, global counts)
+    loss_x  = soft-label CE of x^s against the centres frozen at the epoch start,
+              target tau onehot(y^{t-1}) + (1 - tau) softmax(other view)   (Eq. 7; encoder only)
+    loss_c  = SeCu loss of the detached x^s against the current centres with y^t (Eq. 3; centres only)
+
+averaged over the two views and the H heads; one optimiser step on both. As the official code
+(`idstcv/SeCu`): the assignment uses the cosine, not log p (seed_secu.md §12.1); the centres are stored
+unnormalised and normalised in every forward pass; the first epoch is the initialisation epoch (encoder
+learning rate 0, centres trained); the encoder then warms up linearly and decays with a cosine to 0,
+the centres keep a constant learning rate; weight decay on every parameter, centres included. Each view
+is its own BatchNorm batch.
+
+Per-instance labels, duals / counts and the epoch-start centres live in `state.extra`; epoch-boundary
+work (freezing the centres, resetting the size-constraint counters) is done by the step whose
+`state.step` opens an epoch. The E-step (`cluster`) runs no k-means: its labels are the head-K
+prediction argmax_j x.w_j of un-augmented images (SeCu §4, SCAN's protocol), or the stored labels.
+
+The optional self-labeling stage (SeCu §4.2) is `method.self_label.*`: a run that loads a finished
+SeCu run's checkpoint and fine-tunes its head-K classifier; see `self_label_config`.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxclust import losses
+from jaxclust.config import ConfigError, choose
+from jaxclust.methods.common import Method
+from jaxclust.models import build_backbone
+from jaxclust.models.heads import MLPHead
+from jaxclust.state import TrainState
+
+UNASSIGNED = -1  # stored label of an instance no step has assigned yet
+
+
+def method_config() -> ml_collections.ConfigDict:
+    """The `method` section of a SeCu config: defaults are the official CIFAR-10 run (run_cifar10.sh)."""
+    m = ml_collections.ConfigDict()
+    m.name = "secu"
+    m.constraint = "size"  # size: SeCu-Size (Eq. 8-9) | entropy: SeCu-Entropy (Eq. 10-11)
+    m.num_heads = 10  # heads with K, 2K, ..., 10K centres; head K is evaluated (paper §4)
+    m.proj_temperature = 0.05  # lambda of the representation loss, official --secu-tx
+    m.center_temperature = 0.05  # lambda of the centre loss, official --secu-tw (STL-10: 1)
+    m.label_weight = 0.2  # tau: weight of the last epoch's one-hot label in the soft label, Eq. 7
+    m.size_gamma = 0.9  # gamma: cluster size lower bound gamma N / K (Table 9), official --secu-lratio
+    m.dual_lr = 0.1  # eta_rho of the dual ascent, official --secu-dual-lr
+    m.entropy_alpha = 6000.0  # alpha of Eq. 10; paper: 6 N / 50 (CIFAR 6000, Table 4)
+    m.centers_lr = 1.2  # constant centre learning rate, official --secu-clr (CIFAR-10)
+    m.init_epoch = True  # first epoch: encoder lr 0, assignments and centres initialised (paper §4)
+    # Ambiguities (seed_secu.md §12) and ablations that change results:
+    m.assign_score = "cosine"  # cosine: x.w as official & §4 | log_prob: log p of Eq. 9/11 (retune eta, alpha)
+    m.center_loss = "secu"  # secu: positives-only centre gradient (Eq. 3) | ce: plain CE (Table 2 ablation)
+    m.eval_labels = "predict"  # predict: argmax x.w_j of un-augmented images (paper) | stored: training labels
+    m.self_label = self_label_config()
+    return m
+
+
+def self_label_config() -> ml_collections.ConfigDict:
+    """`method.self_label`: the optional second stage (SeCu §4.2, App. C.1; SCAN's self-labeling).
+
+    Not in the official code; the paper gives: SGD, momentum 0.9, threshold 0.9, 10 epochs of warm-up
+    on the fixed SeCu assignments, 100 epochs (small data sets), batch 1024 (seed_secu.md §7.4, §12.16).
+    The stage trains cross-entropy of view 2's prediction against view 1's confident argmax; SCAN's
+    weak/strong pair is approximated by the two views of `augment` (RandAugment and Cutout are not in
+    jaxclust.data.augment).
+    """
+    s = ml_collections.ConfigDict()
+    s.enabled = False
+    s.init_workdir = ""  # workdir of the finished SeCu run whose last checkpoint is fine-tuned
+    s.threshold = 0.9  # confidence for a pseudo-label (paper; SCAN itself uses 0.99)
+    s.warmup_epochs = 10  # epochs trained on all instances with the fixed SeCu labels (paper)
+    return s
+
+
+def validate(cfg) -> None:
+    m = cfg.method
+    choose(cfg, "method.constraint", ("size", "entropy"))
+    choose(cfg, "method.assign_score", ("cosine", "log_prob"))
+    choose(cfg, "method.center_loss", ("secu", "ce"))
+    choose(cfg, "method.eval_labels", ("predict", "stored"))
+    if not isinstance(m.num_heads, int) or m.num_heads < 1:
+        raise ConfigError(f"method.num_heads must be a positive integer, got {m.num_heads!r}.")
+    for key in ("proj_temperature", "center_temperature"):
+        if not m[key] > 0:
+            raise ConfigError(f"method.{key} must be positive, got {m[key]!r}.")
+    if not 0.0 <= m.label_weight <= 1.0:
+        raise ConfigError(f"method.label_weight must lie in [0, 1], got {m.label_weight!r}.")
+    if not 0.0 < m.size_gamma <= 1.0:
+        raise ConfigError(f"method.size_gamma must lie in (0, 1], got {m.size_gamma!r}.")
+    if m.dual_lr < 0 or m.entropy_alpha < 0 or m.centers_lr < 0:
+        raise ConfigError("method.dual_lr, method.entropy_alpha and method.centers_lr must be non-negative.")
+    if cfg.optim.name != "sgd":
+        raise ConfigError(f"SeCu trains with SGD (official main.py); set optim.name=sgd, got {cfg.optim.name!r}.")
+    if m.self_label.enabled:  # init_workdir is checked when the stage loads it
+        if not 0.0 <= m.self_label.threshold < 1.0:
+            raise ConfigError(f"method.self_label.threshold must lie in [0, 1), got {m.self_label.threshold!r}.")
+        if not 0 <= m.self_label.warmup_epochs <= cfg.train.epochs:
+            raise ConfigError("method.self_label.warmup_epochs must lie between 0 and train.epochs.")
+    elif cfg.train.epochs <= int(m.init_epoch) + cfg.optim.warmup_epochs:
+        raise ConfigError(
+            f"train.epochs ({cfg.train.epochs}) must exceed the initialisation epoch plus optim.warmup_epochs "
+            f"({int(m.init_epoch)} + {cfg.optim.warmup_epochs}); official CIFAR-10 uses 401 = 1 + 400."
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Assignment with constraints (seed_secu.md §4.4, §4.5). Pure functions of one head's arrays.
+
+
+def size_constrained_assign(scores: jax.Array, duals: jax.Array) -> jax.Array:
+    """Eq. 9 with the cosine for log p: y_i = argmax_j s_ij + rho_j, the whole batch from one rho."""
+    return jnp.argmax(scores + duals[None, :], axis=1).astype(jnp.int32)
+
+
+def dual_ascent(duals: jax.Array, labels: jax.Array, lr: float, gamma: float) -> jax.Array:
+    """rho <- rho - eta (count_j / b - gamma / K), clipped at 0 when gamma < 1 (official `update_dual_mini_batch`).
+
+    With gamma = 1 the constraint is an equality and the official code leaves the duals free.
+    """
+    k, b = duals.shape[0], labels.shape[0]
+    counts = jnp.bincount(labels, length=k).astype(duals.dtype)
+    duals = duals - lr * counts / b + lr * gamma / k
+    return jnp.maximum(duals, 0.0) if gamma < 1.0 else duals
+
+
+def _xlogx_increase(p: jax.Array, h) -> jax.Array:
+    """phi(p + h) - phi(p) for phi(q) = q log q, p >= 0, h > 0, without cancellation."""
+    safe = jnp.where(p > 0, p, 1.0)
+    return jnp.where(p > 0, p * jnp.log1p(h / safe), 0.0) + h * jnp.log(p + h)
+
+
+def entropy_change(counts: jax.Array, current: jax.Array) -> jax.Array:
+    """Delta_ij: change of sum_k q_k log q_k (minus the data set entropy) if instance i takes label j.
+
+    counts: (K,) float global cluster counts, B = their sum. current: (b,) stored labels, UNASSIGNED
+    for an instance not yet counted. An assigned instance (label l) moves from l to j, q = c / B:
+    Delta_ij = [phi(q_l - 1/B) - phi(q_l)] + [phi(q_j + 1/B) - phi(q_j)], Delta_il = 0 (official
+    epoch >= 1). An unassigned one is added, q = c / (B + 1): Delta_ij = phi(q_j + 1/(B+1)) - phi(q_j)
+    (official epoch 0; all zeros, i.e. greedy, when B = 0). Returns (b, K).
+    """
+    k = counts.shape[0]
+    total = jnp.sum(counts)
+    # move: the instance is already counted in B
+    step = 1.0 / jnp.maximum(total, 1.0)
+    q = counts / jnp.maximum(total, 1.0)
+    gain = _xlogx_increase(q, step)  # (K,): phi(q_j + 1/B) - phi(q_j)
+    loss = -_xlogx_increase(jnp.maximum(q - step, 0.0), step)  # (K,): phi(q_l - 1/B) - phi(q_l)
+    assigned = current >= 0
+    own = jnp.where(assigned, current, 0)
+    move = loss[own][:, None] + gain[None, :]
+    move = jnp.where(jax.nn.one_hot(own, k, dtype=bool), 0.0, move)
+    # add: B + 1 instances after adding this one
+    add = _xlogx_increase(counts / (total + 1.0), 1.0 / (total + 1.0))
+    return jnp.where(assigned[:, None], move, add[None, :])
+
+
+def entropy_constrained_assign(scores: jax.Array, counts: jax.Array, current: jax.Array, alpha: float) -> jax.Array:
+    """Eq. 11 with the cosine for log p: y_i = argmax_j s_ij - alpha Delta_ij, the batch in parallel (official)."""
+    return jnp.argmax(scores - alpha * entropy_change(counts, current), axis=1).astype(jnp.int32)
+
+
+def count_update(counts: jax.Array, new: jax.Array, current: jax.Array) -> jax.Array:
+    """Global counts after the batch moves from `current` (UNASSIGNED: not yet counted) to `new`."""
+    k = counts.shape[0]
+    added = jnp.bincount(new, length=k)
+    removed = jnp.bincount(jnp.where(current >= 0, current, k), length=k + 1)[:k]
+    return counts + (added - removed).astype(counts.dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# Schedule and optimiser
+
+
+def learning_rate(step, base_lr: float, warmup_epochs: int, epochs: int, steps_per_epoch: int, init_epoch: bool):
+    """Encoder learning rate at the 0-based step c (official main.py `adjust_learning_rate`).
+
+    With I steps per epoch and o = I if the initialisation epoch is on (else 0): 0 for c < o; linear
+    warm-up base * max(1, c - o) / (W I) for c < o + W I; then base * (1 + cos(pi (c - o - W I) /
+    (E I - o - W I))) / 2, which ends at 0.
+    """
+    c = jnp.asarray(step, jnp.float32)
+    i = float(steps_per_epoch)
+    o = i if init_epoch else 0.0
+    warm = float(warmup_epochs) * i
+    total = float(epochs) * i
+    lr_warm = base_lr * jnp.maximum(1.0, c - o) / max(warm, 1.0)
+    lr_cos = base_lr * 0.5 * (1.0 + jnp.cos(math.pi * (c - o - warm) / max(total - o - warm, 1.0)))
+    return jnp.where(c < o, 0.0, jnp.where(c < o + warm, lr_warm, lr_cos))
+
+
+def make_optimizer(cfg, steps_per_epoch: int, encoder_lr):
+    """Two SGD groups as official SeCu: encoder under `encoder_lr(step)`, centres at the constant
+    method.centers_lr; torch semantics (coupled weight decay on every parameter, momentum buffer)."""
+    o = cfg.optim
+
+    def sgd(lr):
+        return optax.chain(optax.add_decayed_weights(o.weight_decay), optax.trace(o.momentum, nesterov=o.nesterov),
+                           optax.scale_by_schedule(lambda n: -lr(n)))
+
+    def labels(params):
+        return {name: jax.tree.map(lambda _: name, sub) for name, sub in params.items()}
+
+    return optax.multi_transform(
+        {"net": sgd(encoder_lr), "centers": sgd(lambda n: cfg.method.centers_lr)}, labels
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# The method
+
+
+class Encoder(nn.Module):
+    """f: backbone, then the MLP head (Linear-BN-ReLU-Linear, SeCu Table 1's 2-layer head); un-normalised."""
+
+    model_cfg: Any
+
+    def setup(self):
+        self.backbone = build_backbone(self.model_cfg)
+        self.head = MLPHead(self.model_cfg.projector_hidden, self.model_cfg.projector_dim)
+
+    def __call__(self, x, train: bool = True):
+        return self.head(self.backbone(x, train=train), train=train)
+
+
+def head_sizes(cfg) -> tuple[int, ...]:
+    """K_h = (h + 1) K for h < num_heads (SeCu §4: K, 2K, ..., 10K)."""
+    return tuple((h + 1) * cfg.kmeans.num_clusters for h in range(cfg.method.num_heads))
+
+
+def _head_names(n: int) -> tuple[str, ...]:
+    return tuple(f"head{h:02d}" for h in range(n))  # zero-padded: sorted pytree order = head order
+
+
+def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
+    if cfg.method.self_label.enabled:
+        return build_self_label(cfg, num_examples, steps_per_epoch)
+    m = cfg.method
+    net = Encoder(cfg.model)
+    sizes = head_sizes(cfg)
+    names = _head_names(len(sizes))
+    dim = cfg.model.projector_dim
+    size_constraint = m.constraint == "size"
+
+    def encoder_lr(n):
+        return learning_rate(n, cfg.optim.lr, cfg.optim.warmup_epochs, cfg.train.epochs, steps_per_epoch, m.init_epoch)
+
+    tx = make_optimizer(cfg, steps_per_epoch, encoder_lr)
+
+    def init(key, sample):
+        k_net, k_centers = jax.random.split(key)
+        net_vars = net.init(k_net, sample, train=False)
+        # official: center = F.normalize(torch.randn(d, K), dim=0); stored as (K, d) rows here
+        centers = {
+            name: losses.l2_normalize(jax.random.normal(jax.random.fold_in(k_centers, h), (k, dim)))
+            for h, (name, k) in enumerate(zip(names, sizes))
+        }
+        params = {"net": net_vars["params"], "centers": centers}
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            batch_stats=net_vars["batch_stats"],
+            target_params={},
+            target_batch_stats={},
+            opt_state=tx.init(params),
+            extra={
+                "labels": jnp.full((len(sizes), num_examples), UNASSIGNED, jnp.int32),
+                "duals": {name: jnp.zeros((k,), jnp.float32) for name, k in zip(names, sizes)},
+                "counts": {name: jnp.zeros((k,), jnp.float32) for name, k in zip(names, sizes)},
+                "frozen_centers": jax.tree.map(jnp.array, centers),
+            },
+        )
+
+    def apply_net(params, stats, x):
+        z, updates = net.apply({"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
+        return z, updates["batch_stats"]
+
+    def assignment_scores(x1, x2, w):
+        s1, s2 = x1 @ w.T, x2 @ w.T
+        if m.assign_score == "log_prob":
+            s1, s2 = (jax.nn.log_softmax(s / m.center_temperature, axis=1) for s in (s1, s2))
+        return 0.5 * (s1 + s2)
+
+    def train_step(state, view1, view2, indices, key):
+        del key  # SeCu draws no random numbers in the step
+        opens_epoch = state.step % steps_per_epoch == 0
+        # official: "keep last cluster centers before each epoch", normalised and detached
+        frozen = jax.tree.map(
+            lambda old, c: jnp.where(opens_epoch, losses.l2_normalize(c), old),
+            state.extra["frozen_centers"], state.params["centers"],
+        )
+        counts = state.extra["counts"]
+        if size_constraint:  # official: size-constraint counters are reset each epoch (logging only)
+            counts = jax.tree.map(lambda c: jnp.where(opens_epoch, 0.0, c), counts)
+        stored = state.extra["labels"][:, indices]  # (H, b)
+
+        def loss_fn(params):
+            z1, stats = apply_net(params["net"], state.batch_stats, view1)
+            z2, stats = apply_net(params["net"], stats, view2)  # each view is its own BN batch (official)
+            x1, x2 = losses.l2_normalize(z1), losses.l2_normalize(z2)
+            d1, d2 = jax.lax.stop_gradient(x1), jax.lax.stop_gradient(x2)
+            rep, cen, new_labels, duals, new_counts = [], [], [], {}, {}
+            for h, name in enumerate(names):
+                w = losses.l2_normalize(params["centers"][name])
+                previous = stored[h]
+                scores = jax.lax.stop_gradient(assignment_scores(d1, d2, w))
+                if size_constraint:
+                    label = size_constrained_assign(scores, state.extra["duals"][name])
+                    duals[name] = dual_ascent(state.extra["duals"][name], label, m.dual_lr, m.size_gamma)
+                    new_counts[name] = counts[name] + jnp.bincount(label, length=w.shape[0])
+                else:
+                    label = entropy_constrained_assign(scores, counts[name], previous, m.entropy_alpha)
+                    duals[name] = state.extra["duals"][name]
+                    new_counts[name] = count_update(counts[name], label, previous)
+                new_labels.append(label)
+                stable = m.center_loss == "secu"
+                cen.append(0.5 * (losses.secu_center_loss(d1, w, label, m.center_temperature, stable)
+                                  + losses.secu_center_loss(d2, w, label, m.center_temperature, stable)))
+                # y^{t-1}; an instance seen for the first time (the initialisation epoch) uses y^t
+                last = jnp.where(previous >= 0, previous, label)
+                wp = frozen[name]
+                rep.append(losses.secu_soft_label_loss(x1 @ wp.T / m.proj_temperature,
+                                                       x2 @ wp.T / m.proj_temperature, last, m.label_weight))
+            loss_x, loss_c = jnp.mean(jnp.stack(rep)), jnp.mean(jnp.stack(cen))  # official: / (2 H)
+            loss = loss_x + loss_c
+            aux = (stats, jnp.stack(new_labels), duals, new_counts)
+            return loss, (aux, {"loss": loss, "loss_x": loss_x, "loss_c": loss_c})
+
+        (_, ((batch_stats, new_labels, duals, new_counts), metrics)), grads = jax.value_and_grad(
+            loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        extra = {
+            "labels": state.extra["labels"].at[:, indices].set(new_labels),
+            "duals": duals,
+            "counts": new_counts,
+            "frozen_centers": frozen,
+        }
+        state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                              batch_stats=batch_stats, opt_state=opt_state, extra=extra)
+        metrics.update(lr=encoder_lr(state.step - 1),
+                       changed=jnp.mean((new_labels[0] != stored[0]).astype(jnp.float32)))
+        return state, metrics
+
+    def embed(state, images):
+        """l2-normalised head output x of un-augmented images, eval-mode BN (SCAN's evaluation)."""
+        z = net.apply({"params": state.params["net"], "batch_stats": state.batch_stats}, images, train=False)
+        return losses.l2_normalize(z)
+
+    def cluster(state, features, key):
+        del key
+        w = losses.l2_normalize(state.params["centers"][names[0]])
+        predicted = np.asarray(jnp.argmax(features @ w.T, axis=1)).astype(np.int32)
+        stored_labels = np.asarray(state.extra["labels"][0])
+        seen = stored_labels >= 0
+        info = {"stored_agreement": float(np.mean(predicted[seen] == stored_labels[seen])) if seen.any() else 0.0}
+        if m.eval_labels == "stored":
+            labels = np.where(seen, stored_labels, predicted).astype(np.int32)
+        else:
+            labels = predicted
+        return state, labels, info
+
+    return Method("secu", init, train_step, embed, cluster)
+
+
+# ------------------------------------------------------------------------------------------------
+# Self-labeling stage (SeCu §4.2): fine-tune the head-K classifier of a finished SeCu run
+
+
+def load_secu_state(cfg, num_examples: int, steps_per_epoch: int, sample):
+    """The last TrainState of the SeCu run in method.self_label.init_workdir (its config must match this one's)."""
+    from jaxclust.checkpoint import Checkpointer  # late: only this stage reads another run
+
+    if not cfg.method.self_label.init_workdir:
+        raise ConfigError("method.self_label.enabled needs method.self_label.init_workdir, the workdir of a SeCu run.")
+    workdir = Path(cfg.method.self_label.init_workdir)
+    source_cfg = ml_collections.ConfigDict(cfg.to_dict())
+    source_cfg.method.self_label.enabled = False
+    like = jax.eval_shape(build(source_cfg, num_examples, steps_per_epoch).init, jax.random.key(0), sample)
+    checkpointer = Checkpointer(workdir)
+    epoch = checkpointer.latest_epoch()
+    if epoch is None:
+        raise ConfigError(f"method.self_label.init_workdir {str(workdir)!r} has no checkpoint; train SeCu there first.")
+    state, _ = checkpointer.restore(epoch, like)
+    checkpointer.close()
+    return state
+
+
+def build_self_label(cfg, num_examples: int, steps_per_epoch: int) -> Method:
+    """Cross-entropy of view 2's prediction softmax(x.w / lambda_w) on head K against view 1's argmax
+    where its confidence exceeds the threshold; the first warm-up epochs train every instance on the
+    stored SeCu labels instead. Encoder, MLP head and the head-K centres are all trained, with SGD at
+    optim.lr (warm-up then cosine, no initialisation epoch) and the centres at method.centers_lr."""
+    m, s = cfg.method, cfg.method.self_label
+    net = Encoder(cfg.model)
+    name = _head_names(1)[0]
+    # read here, outside jit: the jitted init closes over the restored arrays
+    size = cfg.data.image_size
+    source = load_secu_state(cfg, num_examples, steps_per_epoch, jnp.zeros((2, size, size, len(cfg.augment.mean))))
+
+    def encoder_lr(n):
+        return learning_rate(n, cfg.optim.lr, cfg.optim.warmup_epochs, cfg.train.epochs, steps_per_epoch, False)
+
+    tx = make_optimizer(cfg, steps_per_epoch, encoder_lr)
+
+    def init(key, sample):
+        del key, sample
+        params = {"net": source.params["net"], "centers": {name: source.params["centers"][name]}}
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=source.batch_stats,
+                          target_params={}, target_batch_stats={}, opt_state=tx.init(params),
+                          extra={"secu_labels": source.extra["labels"][0]})
+
+    def logits_of(params, stats, x, train):
+        if train:
+            z, updates = net.apply({"params": params["net"], "batch_stats": stats}, x, train=True,
+                                   mutable=["batch_stats"])
+            stats = updates["batch_stats"]
+        else:
+            z = net.apply({"params": params["net"], "batch_stats": stats}, x, train=False)
+        w = losses.l2_normalize(params["centers"][name])
+        return losses.l2_normalize(z) @ w.T / m.center_temperature, stats
+
+    def train_step(state, view1, view2, indices, key):
+        del key
+        warmup = state.step < s.warmup_epochs * steps_per_epoch
+
+        def loss_fn(params):
+            weak, stats = logits_of(params, state.batch_stats, view1, True)
+            strong, stats = logits_of(params, stats, view2, True)
+            probs = jax.lax.stop_gradient(jax.nn.softmax(weak, axis=1))
+            stored = state.extra["secu_labels"][indices]
+            target = jnp.where(warmup, jnp.where(stored >= 0, stored, jnp.argmax(probs, axis=1)),
+                               jnp.argmax(probs, axis=1))
+            keep = jnp.where(warmup, 1.0, (jnp.max(probs, axis=1) > s.threshold).astype(jnp.float32))
+            ce = jax.nn.logsumexp(strong, axis=1) - jnp.take_along_axis(strong, target[:, None], axis=1)[:, 0]
+            loss = jnp.sum(keep * ce) / jnp.maximum(jnp.sum(keep), 1.0)
+            return loss, (stats, {"loss": loss, "confident": jnp.mean(keep)})
+
+        (_, (stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                              batch_stats=stats, opt_state=opt_state)
+        metrics.update(lr=encoder_lr(state.step - 1))
+        return state, metrics
+
+    def embed(state, images):
+        z = net.apply({"params": state.params["net"], "batch_stats": state.batch_stats}, images, train=False)
+        return losses.l2_normalize(z)
+
+    def cluster(state, features, key):
+        del key
+        w = losses.l2_normalize(state.params["centers"][name])
+        return state, np.asarray(jnp.argmax(features @ w.T, axis=1)).astype(np.int32), {}
+
+    return Method("secu_self_label", init, train_step, embed, cluster)
