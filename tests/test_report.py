@@ -1,0 +1,156 @@
+"""launch/evaluate.py's report on a tiny digits run; its pieces (kNN, matching, linear probe, events)."""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxclust.evaluate import analysis, linear, tensorboard
+from jaxclust.evaluate.report import default_config, evaluate, load_run_config
+from jaxclust.train import train_and_evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = {"confusion_matrix.png", "cluster_sizes.png", "training_curves.png", "cluster_samples.png", "tsne.png"}
+
+
+def tiny_digits_config():
+    spec = importlib.util.spec_from_file_location("propos_digits", ROOT / "configs" / "propos_digits.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config()
+    c.model.convnet_widths = (8, 16)
+    c.model.projector_hidden = 32
+    c.model.projector_dim = 16
+    c.model.predictor_hidden = 32
+    c.train.epochs = 2
+    c.train.batch_size = 256
+    c.train.checkpoint_every_epochs = 1
+    c.optim.warmup_epochs = 1
+    c.kmeans.every = 1
+    c.kmeans.n_init = 2
+    c.kmeans.max_iter = 20
+    return c
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("digits")
+    train_and_evaluate(tiny_digits_config(), workdir)
+    return workdir
+
+
+def small_report_config():
+    r = default_config()
+    r.kmeans_restarts = 2
+    r.tsne_points = 200
+    r.tsne_threads = 1
+    r.samples_per_cluster = 4
+    r.linear_eval = True
+    r.linear.epochs = 5
+    r.linear.log_every_epochs = 5
+    return r
+
+
+def test_run_saves_its_config(run_dir):
+    cfg = tiny_digits_config()
+    assert load_run_config(run_dir).to_dict() == cfg.to_dict()
+
+
+def test_report_of_a_digits_run(run_dir):
+    pytest.importorskip("matplotlib")
+    report = evaluate(run_dir, rcfg=small_report_config())
+    on_disk = json.loads((run_dir / "report" / "report.json").read_text())
+    assert on_disk["nmi"] == report["nmi"]
+    for key in ("nmi", "acc", "ari", "ami", "uniformity", "imbalance", "knn_acc"):
+        assert 0.0 <= report[key] <= 1.0, key
+    assert sum(report["cluster_sizes"]) == 1797 and len(report["cluster_sizes"]) == 10
+    assert report["source"] == {"checkpoint_epoch": 2, "step": 14}
+    assert report["clustering"]["labels_from"] == "kmeans" and len(report["clustering"]["restart_inertias"]) == 2
+    assert report["knn_acc"] > 0.5  # even two epochs of a tiny network beat chance (0.1) by far
+    lin = report["linear_eval"]
+    assert lin["num_train"] + lin["num_test"] == 1797 and 0.0 <= lin["top1"] <= lin["top5"] <= 1.0
+    assert set(report["figures"]) == FIGURES
+    for name in FIGURES:
+        assert (run_dir / "report" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assignments = np.load(run_dir / "report" / "assignments.npz")
+    assert assignments["cluster"].shape == (1797,) and assignments["centers"].shape == (10, 16)
+
+
+def test_earlier_checkpoint_and_missing_one(run_dir, tmp_path):
+    r = small_report_config()
+    r.figures, r.linear_eval, r.labels = False, False, "method"
+    report = evaluate(run_dir, rcfg=r, checkpoint=1, output=tmp_path)
+    assert report["source"]["checkpoint_epoch"] == 1 and report["clustering"]["labels_from"] == "method"
+    with pytest.raises(FileNotFoundError, match="available"):
+        evaluate(run_dir, rcfg=r, checkpoint=99, output=tmp_path)
+
+
+def test_tensorboard_events_mirror_metrics(run_dir):
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    scalars = tensorboard.read_scalars(run_dir / tensorboard.DIRNAME)
+    assert [step for step, _ in scalars["clustering/nmi"]] == [r["epoch"] for r in records] == [0, 1, 2]
+    np.testing.assert_allclose([v for _, v in scalars["clustering/nmi"]], [r["nmi"] for r in records], rtol=1e-6)
+    assert [s for s, _ in scalars["train/loss"]] == [1, 2]  # epoch 0 has no loss
+    # rewriting (what a resume does) replaces the files instead of appending duplicates
+    tensorboard.rebuild(run_dir)
+    assert len(list((run_dir / tensorboard.DIRNAME).glob("events.out.tfevents.*"))) == 1
+    assert tensorboard.read_scalars(run_dir / tensorboard.DIRNAME) == scalars
+
+
+def test_crc32c_and_event_framing(tmp_path):
+    assert tensorboard.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    writer = tensorboard.EventWriter(tmp_path)
+    writer.write({"epoch": 3, "step": 30, "nmi": 0.5, "loss": None, "flag": True})
+    writer.close()
+    assert tensorboard.read_scalars(tmp_path) == {"clustering/nmi": [(3, 0.5)]}
+
+
+def test_knn_and_matched_confusion():
+    rng = np.random.default_rng(0)
+    centers = np.eye(4, 8) * 10
+    y = np.repeat(np.arange(4), 25)
+    x = centers[y] + rng.normal(size=(100, 8))
+    assert analysis.knn_accuracy(x, y, k=5) == 1.0
+    # against a brute-force weighted vote on overlapping classes, chunked (chunk < N) and not
+    x = centers[y] * 0.3 + rng.normal(size=(100, 8))
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sim = xn @ xn.T
+    np.fill_diagonal(sim, -np.inf)
+    idx = np.argsort(-sim, axis=1)[:, :20]
+    votes = np.zeros((100, 4))
+    np.add.at(votes, (np.arange(100)[:, None], y[idx]), np.exp(np.take_along_axis(sim, idx, 1) / 0.07))
+    want = votes.argmax(axis=1)
+    np.testing.assert_array_equal(analysis.knn_predict(x, x, y, 4, query_offset=0, chunk=32), want)
+    assert analysis.knn_accuracy(x, y) == np.mean(want == y) < 1.0
+    pred = np.array([2, 0, 3, 1])[y]  # a relabelling: perfect after matching
+    matrix, order, match = analysis.matched_confusion(y, pred, 4, 4)
+    np.testing.assert_array_equal(np.diag(matrix), [25] * 4)
+    np.testing.assert_array_equal(match[pred[::25]], np.arange(4))
+    # more clusters than classes: unmatched clusters come last
+    matrix, order, match = analysis.matched_confusion(y, np.where(np.arange(100) % 25 == 0, 4, y), 5, 4)
+    assert order[-1] == 4 and match[4] == -1 and matrix.shape == (4, 5)
+
+
+def test_linear_evaluation_on_digits():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x, y = digits.data.astype(np.float32) / 16, digits.target  # the 64 pixels as frozen "features"
+    train, test = analysis.stratified_split(y, 0.2, seed=0)
+    assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == len(y)
+    cfg = linear.default_config()  # ProPos Table 5: 90 epochs, batch 4096 (here: all 1438), cosine, SGD 0.9
+    result = linear.train_linear(x[train], y[train], x[test], y[test], 10, cfg, log=lambda _: None)
+    assert result["top1"] > 0.9 and result["batch_size"] == len(train) == 1438
+    assert result["lr"] == pytest.approx(0.1 * 1438 / 256)
+
+
+def test_command_line_error_is_one_sentence(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "launch" / "evaluate.py"), f"--workdir={tmp_path}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "config.json does not exist" in proc.stderr and "--config=configs/X.py" in proc.stderr
