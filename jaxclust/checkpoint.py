@@ -21,6 +21,9 @@ class Checkpointer:
     def latest_epoch(self) -> int | None:
         return self._manager.latest_step()
 
+    def all_epochs(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
     def save(self, epoch: int, state, meta: dict) -> None:
         self._manager.save(
             epoch,

@@ -18,10 +18,21 @@ def base_config() -> ml_collections.ConfigDict:
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
-    c.data.source = "digits"  # digits | npz
-    c.data.name = "digits"
-    c.data.path = ""  # file or directory, for sources that read one
+    c.data.source = "digits"  # digits | npz | folder | tfds (jaxclust/data/sources.py)
+    c.data.name = "digits"  # tfds: cifar10 | cifar20 | cifar100 | stl10 | imagenet2012 | imagenet50/100/200
+    c.data.path = ""  # npz file, folder, or tfds data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets)
     c.data.image_size = 32  # side of the images fed to the network
+    # '' = the paper's split (CIFAR, STL-10: train+test; ImageNet: train; folder: the folder itself);
+    # else '+'-joined tfds splits ('train') or, for folder, sub-folders ('train+val')
+    c.data.split = ""
+    c.data.load_size = 0  # side images are stored at; 0 = image_size (folder, ImageNet) or native (tfds)
+    c.data.channels = 0  # 0 keep as stored | 1 grey (PIL luma) | 3 grey repeated to RGB
+    c.data.unlabelled = False  # stl10: add the 100k unlabelled images (label -1, not scored)
+    c.data.imbalance_ratio = 1.0  # < 1: long-tailed subset, smallest / largest class (ProPos Table 9: 0.1)
+    c.data.download = True  # tfds: download and prepare a missing data set (ImageNet: from manual_dir)
+    c.data.manual_dir = ""  # tfds imagenet2012 tars; '' = <data dir>/downloads/manual
+    c.data.streaming = False  # host pipeline instead of an in-memory bank (jaxclust/data/streaming.py)
+    c.data.skip_unreadable = False  # folder: leave out (and count) image files that cannot be read
 
     c.augment = ml_collections.ConfigDict()  # official TrainTask.train_transform (torchvision)
     c.augment.crop = True  # RandomResizedCrop
@@ -43,6 +54,15 @@ def base_config() -> ml_collections.ConfigDict:
     c.augment.blur_sigma = (0.1, 2.0)
     c.augment.solarize_prob = 0.0
     c.augment.solarize_threshold = 0.5
+    # official byol_transform: view 2 has its own blur / solarize probabilities (view 1's are above)
+    c.augment.asymmetric = False
+    c.augment.view2 = ml_collections.ConfigDict()
+    c.augment.view2.blur_prob = 0.1
+    c.augment.view2.solarize_prob = 0.2
+    # official test_resized_crop: test images Resize(test_resize) + CenterCrop(test_crop), then image_size
+    c.augment.test_resized_crop = False
+    c.augment.test_resize = 256
+    c.augment.test_crop = 224
     c.augment.mean = (0.4914, 0.4822, 0.4465)  # official CIFAR-10 normalisation
     c.augment.std = (0.2023, 0.1994, 0.2010)
 
@@ -54,6 +74,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.projector_hidden = 4096
     c.model.projector_dim = 256
     c.model.predictor_hidden = 4096
+    # BatchNorm statistics over the global batch (1), or over bn_groups equal slices of it: the
+    # official runs' per-GPU BatchNorm (CIFAR: 4 GPUs x 128), whatever the device count here.
+    c.model.bn_groups = 1
 
     c.method = ml_collections.ConfigDict()
     c.method.name = "propos"
@@ -64,16 +87,20 @@ def base_config() -> ml_collections.ConfigDict:
     c.method.forward = "v1"  # v1: two symmetric passes | v2: views concatenated (official forward_v2)
     c.method.ema_momentum = 0.996  # official momentum_base
     c.method.ema_increase = False  # cosine increase to 1 (official momentum_increase)
+    # Emulate the official PSL of a W-GPU run on one global batch: per-GPU absent-cluster masks and a
+    # PSL gradient scaled by 1/W (its gather layer + DDP averaging). 1 = the paper's global-batch PSL.
+    c.method.psl_processes = 1
+    c.method.shuffle_bn = True  # official shuffling_bn: target batch shuffled across BN groups (bn_groups > 1)
 
     c.optim = ml_collections.ConfigDict()
-    c.optim.name = "sgd"
+    c.optim.name = "sgd"  # sgd | adam (momentum = beta1) | lars (jaxclust/optim.py)
     c.optim.lr = 0.05  # multiplied by batch_size / 256, as the official TrainTask does
     c.optim.momentum = 0.9
     c.optim.weight_decay = 5e-4  # official: on every parameter, BN and biases included
     c.optim.nesterov = False
     c.optim.warmup_epochs = 50  # also the epochs without PSL and PSA noise
     c.optim.eta_min = 0.0
-    c.optim.schedule = "warmup_cosine"  # warmup_cosine | stepwise_cosine (official propos_cifar20_r34)
+    c.optim.schedule = "warmup_cosine"  # warmup_cosine | stepwise_cosine (official propos_cifar20_r34) | constant
     c.optim.predictor_lr_mult = 10.0  # official lambda_predictor_lr
 
     c.train = ml_collections.ConfigDict()
@@ -83,6 +110,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.log_every_epochs = 1
     c.train.checkpoint_every_epochs = 1
     c.train.checkpoints_to_keep = 2
+    # Cluster-balanced resampling of each epoch by the current pseudo-labels, with replacement
+    # (official data_resample, on in its CIFAR-20 and ImageNet-Dogs configs; not in the paper).
+    c.train.resample = False
 
     c.kmeans = ml_collections.ConfigDict()  # official torch_clustering.PyTorchKMeans(metric='cosine')
     c.kmeans.num_clusters = 10
@@ -119,6 +149,9 @@ def validate_config(cfg, device_count: int = 1) -> None:
               "kmeans.every", "kmeans.n_init", "kmeans.max_iter", "kmeans.chunk_size",
               "train.log_every_epochs", "train.checkpoint_every_epochs", "train.checkpoints_to_keep")
     k, batch = cfg.kmeans.num_clusters, cfg.train.batch_size
+    groups = cfg.model.bn_groups
+    if not isinstance(groups, int) or groups < 1 or batch % groups:
+        raise ConfigError(f"model.bn_groups must be a positive integer dividing train.batch_size ({batch}), got {groups!r}.")
     if not isinstance(k, int) or k < 2:
         raise ConfigError(f"kmeans.num_clusters must be an integer >= 2, got {k!r}.")
     if batch % device_count:
@@ -134,11 +167,20 @@ def validate_config(cfg, device_count: int = 1) -> None:
 
     choose(cfg, "method.name", tuple(METHODS))
     METHODS[cfg.method.name].validate(cfg)
-    choose(cfg, "optim.name", ("sgd",))
-    choose(cfg, "optim.schedule", ("warmup_cosine", "stepwise_cosine"))
+    choose(cfg, "optim.name", ("sgd", "adam", "lars"))
+    choose(cfg, "optim.schedule", ("warmup_cosine", "stepwise_cosine", "constant"))
     choose(cfg, "model.backbone", ("resnet18", "resnet34", "resnet50", "convnet"))
     choose(cfg, "model.stem", ("cifar", "imagenet"))
     choose(cfg, "eval.acc_rule", ("hungarian", "official"))
+    choose(cfg, "data.source", ("digits", "npz", "folder", "tfds"))
+    choose(cfg, "data.channels", (0, 1, 3))
+    if not 0.0 < cfg.data.imbalance_ratio <= 1.0:
+        raise ConfigError(f"data.imbalance_ratio must lie in (0, 1] (1 = balanced), got {cfg.data.imbalance_ratio!r}.")
+    if not isinstance(cfg.data.load_size, int) or cfg.data.load_size < 0:
+        raise ConfigError(f"data.load_size must be 0 (automatic) or a positive integer, got {cfg.data.load_size!r}.")
+    if cfg.augment.test_resized_crop and not 0 < cfg.augment.test_crop <= cfg.augment.test_resize:
+        raise ConfigError(f"augment.test_crop ({cfg.augment.test_crop}) must lie between 1 and "
+                          f"augment.test_resize ({cfg.augment.test_resize}).")
 
 
 def validate_data(cfg, bank) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -21,13 +23,15 @@ import numpy as np
 
 from jaxclust import metrics, parallel
 from jaxclust.checkpoint import Checkpointer
-from jaxclust.config import validate_config, validate_data
-from jaxclust.data.augment import AugmentConfig, augment_batch, eval_batch
+from jaxclust.config import ConfigError, validate_config, validate_data
+from jaxclust.data.augment import AugmentConfig, augment_batch, eval_batch, view_configs
 from jaxclust.data.sources import load_source
+from jaxclust.evaluate.tensorboard import DIRNAME as TENSORBOARD_DIR, EventWriter
 from jaxclust.methods import build_method
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+CONFIG_FILE = "config.json"
 
 
 def log(message: str) -> None:
@@ -35,33 +39,51 @@ def log(message: str) -> None:
         print(message, flush=True)
 
 
-def epoch_batches(key: jax.Array, epoch: int, num_examples: int, batch_size: int) -> np.ndarray:
-    """(steps, batch) example indices of one epoch: a fresh permutation, last partial batch dropped."""
+def epoch_batches(key: jax.Array, epoch: int, num_examples: int, batch_size: int,
+                  balance_by: np.ndarray | None = None) -> np.ndarray:
+    """(steps, batch) example indices of one epoch: a fresh permutation, last partial batch dropped.
+
+    With `balance_by` (N,) cluster labels, the indices are drawn with replacement, example i with
+    weight 1 / size of its cluster, so that every cluster is drawn equally often (official
+    `data_resample`: torch.multinomial(N / count[label], steps * batch, replacement=True)).
+    """
     steps = num_examples // batch_size
-    order = jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
-    return np.asarray(order[: steps * batch_size]).reshape(steps, batch_size)
+    epoch_key = jax.random.fold_in(key, epoch)
+    if balance_by is None:
+        order = jax.random.permutation(epoch_key, num_examples)[: steps * batch_size]
+    else:
+        weights = 1.0 / np.bincount(balance_by)[balance_by]
+        order = jax.random.choice(epoch_key, num_examples, (steps * batch_size,), p=weights / weights.sum())
+    return np.asarray(order).reshape(steps, batch_size)
 
 
-def two_views(key, images, indices, aug: AugmentConfig, size: int):
-    """Two augmented views; each image's randomness comes from (step key, example index, view)."""
+def two_views(key, images, indices, aug, size: int):
+    """Two augmented views; each image's randomness comes from (step key, example index, view).
+    `aug` is one AugmentConfig for both views, or a pair (view 1, view 2), see `view_configs`."""
+    augs = (aug, aug) if isinstance(aug, AugmentConfig) else tuple(aug)
     example_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
     view_keys = [jax.vmap(lambda k, v=v: jax.random.fold_in(k, v))(example_keys) for v in (1, 2)]
-    return [augment_batch(k, images, aug, size) for k in view_keys]
+    return [augment_batch(k, images, a, size) for k, a in zip(view_keys, augs)]
 
 
 class _Run:
     """The pieces of one run, built once; compiled functions are cached on it."""
 
-    def __init__(self, cfg, workdir: Path):
+    def __init__(self, cfg, workdir: Path, mesh=None):
         self.cfg, self.workdir = cfg, workdir
-        self.mesh = parallel.make_mesh()
+        self.mesh = parallel.make_mesh() if mesh is None else mesh
         validate_config(cfg, device_count=self.mesh.size)
+        if cfg.data.streaming:  # jaxclust/data/streaming.py reads such sets; this loop does not yet
+            raise ConfigError("data.streaming=True works only with --dry_run for now (the loop trains on "
+                              "in-memory banks); set --config.data.streaming=False, with a data.load_size "
+                              "whose bank fits in memory, to train.")
         self.bank = load_source(cfg.data)
         validate_data(cfg, self.bank)
         n, batch = self.bank.num_examples, cfg.train.batch_size
         self.steps_per_epoch = n // batch
         self.method = build_method(cfg, n, self.steps_per_epoch)
         self.aug = AugmentConfig.from_config(cfg.augment)
+        self.views = view_configs(cfg.augment)
         self.size = cfg.data.image_size
         root = jax.random.key(cfg.seed)
         self.init_key, self.data_key, self.train_key, self.cluster_key = (
@@ -69,45 +91,60 @@ class _Run:
         )
         self.replicated = parallel.replicated(self.mesh)
         self.sharded = parallel.batch_sharded(self.mesh)
-        self.images = jax.device_put(self.bank.images, self.replicated)
+        # The bank is replicated: every device can gather any batch without communication.
+        self.images = parallel.put_global(self.bank.images, self.replicated)
 
-        aug, size, method = self.aug, self.size, self.method
+        aug, views, size, method = self.aug, self.views, self.size, self.method
 
         @functools.partial(jax.jit, donate_argnums=0)
         def step(state, images, indices, key):
-            v1, v2 = two_views(key, images[indices], indices, aug, size)
+            v1, v2 = two_views(key, images[indices], indices, views, size)
             return method.train_step(state, v1, v2, indices, key)
 
         @jax.jit
-        def embed(state, chunk):
-            return method.embed(state, eval_batch(chunk, aug, size))
+        def embed(state, images, indices):
+            return method.embed(state, eval_batch(images[indices], aug, size))
 
         self._step, self._embed = step, embed
 
     def init_state(self):
         sample = eval_batch(self.bank.images[:2], self.aug, self.size)
+        if self.cfg.train.resample:  # checked on shapes only, before anything is compiled
+            extra = jax.eval_shape(self.method.init, self.init_key, sample).extra
+            if "pseudo_labels" not in extra:
+                raise ConfigError(f"train.resample needs pseudo-labels, which method {self.cfg.method.name!r} "
+                                  "does not keep; set --config.train.resample=False.")
         return jax.jit(self.method.init, out_shardings=self.replicated)(self.init_key, sample)
 
-    def embed_all(self, state) -> jax.Array:
-        """(N, D) features of the whole bank, in fixed-size chunks so one compiled function serves."""
-        chunk = min(self.cfg.train.embed_batch_size, self.bank.num_examples)
-        n, feats = self.bank.num_examples, []
+    def embed_all(self, state, embed=None, progress=None) -> jax.Array:
+        """(N, D) features of the whole bank, in fixed-size chunks so one compiled function serves.
+
+        `embed(state, images, indices)` (jitted) replaces the method's features, the default;
+        `progress(done, total)` is called after each chunk.
+        """
+        embed = embed or self._embed
+        n, devices = self.bank.num_examples, self.mesh.size
+        chunk = min(self.cfg.train.embed_batch_size, n)
+        chunk = -(-chunk // devices) * devices  # each chunk splits evenly over the devices
+        feats = []
         for start in range(0, n, chunk):
             idx = np.minimum(np.arange(start, start + chunk), n - 1)  # pad the last chunk
-            feats.append(self._embed(state, self.images[idx])[: min(chunk, n - start)])
-        return jnp.concatenate(feats)
+            feats.append(embed(state, self.images, parallel.put_global(idx, self.sharded)))
+            if progress is not None:
+                progress(min(start + chunk, n), n)
+        return jnp.concatenate(feats)[:n]
 
     def e_step(self, state, epoch: int):
         """The method's E-step over the whole data set; then a metrics record of its labels."""
         t0 = time.time()
         feats = self.embed_all(state)
         state, labels, info = self.method.cluster(state, feats, jax.random.fold_in(self.cluster_key, epoch))
-        labels = np.asarray(labels)
+        labels = parallel.to_host(labels)
         record = {"epoch": epoch, "step": int(state.step)}
         if self.bank.labels is not None:
             record.update(metrics.cluster_metrics(self.bank.labels, labels, acc_rule=self.cfg.eval.acc_rule))
         record.update(
-            uniformity=float(metrics.uniformity(np.asarray(feats))),
+            uniformity=float(metrics.uniformity(feats)),
             imbalance=float(metrics.imbalance(labels, self.cfg.kmeans.num_clusters)),
             **info,
             e_step_seconds=round(time.time() - t0, 3),
@@ -115,11 +152,12 @@ class _Run:
         return state, record
 
     def train_epoch(self, state, epoch: int):
-        batches = epoch_batches(self.data_key, epoch, self.bank.num_examples, self.cfg.train.batch_size)
+        balance_by = parallel.to_host(state.extra["pseudo_labels"]) if self.cfg.train.resample else None
+        batches = epoch_batches(self.data_key, epoch, self.bank.num_examples, self.cfg.train.batch_size, balance_by)
         history = []
         for i, indices in enumerate(batches):
             step_key = jax.random.fold_in(self.train_key, epoch * self.steps_per_epoch + i)
-            state, m = self._step(state, self.images, jax.device_put(indices, self.sharded), step_key)
+            state, m = self._step(state, self.images, parallel.put_global(indices, self.sharded), step_key)
             history.append(m)
         history = jax.device_get(history)  # one host sync per epoch
         losses = np.array([h["loss"] for h in history])
@@ -131,6 +169,34 @@ class _Run:
                 "the last good checkpoint is kept."
             )
         return state, {"loss": float(losses.mean()), "lr": float(history[-1]["lr"])}
+
+
+def restore_state(run: _Run, epoch: int | None = None):
+    """(state, meta) of the checkpoint of `epoch` (default: the last) in `run.workdir`."""
+    checkpointer = Checkpointer(run.workdir, max_to_keep=run.cfg.train.checkpoints_to_keep)
+    try:
+        available = checkpointer.all_epochs()
+        if not available:
+            raise FileNotFoundError(f"no checkpoint in {run.workdir / 'checkpoints'}; train there first.")
+        epoch = available[-1] if epoch is None else epoch
+        if epoch not in available:
+            raise FileNotFoundError(f"no checkpoint of epoch {epoch} in {run.workdir}; available: {available}.")
+        return checkpointer.restore(epoch, run.init_state())
+    finally:
+        checkpointer.close()
+
+
+def _restore_newest_loadable(checkpointer: Checkpointer, like_state):
+    """(state, meta) of the newest checkpoint that loads, or (like_state, None) when there is none.
+
+    orbax only lists complete checkpoints; one damaged afterwards is skipped with a warning."""
+    for epoch in reversed(checkpointer.all_epochs()):
+        try:
+            return checkpointer.restore(epoch, like_state)
+        except Exception as error:  # noqa: BLE001 - any unreadable checkpoint falls back to an older one
+            log(f"warning: the checkpoint of epoch {epoch} cannot be read ({type(error).__name__}: "
+                f"{str(error)[:200]}); trying an older one.")
+    return like_state, None
 
 
 def _read_records(path: Path, up_to_epoch: int) -> list[dict]:
@@ -151,14 +217,56 @@ def _format(record: dict) -> str:
     return " ".join(f"{k} {record[k]:.4f}" for k in keys if k in record)
 
 
+class WorkdirError(RuntimeError):
+    """The workdir cannot be used: not writable, nearly full, or holding a different run."""
+
+
+# Keys that make a checkpoint unusable for another config: the state's shapes depend on them.
+RUN_IDENTITY = ("method.name", "model.backbone", "model.width", "model.stem", "model.convnet_widths",
+                "model.projector_dim", "model.projector_hidden", "model.predictor_hidden",
+                "data.source", "data.name", "kmeans.num_clusters")
+MIN_FREE_BYTES = 200 * 2**20
+
+
+def check_workdir(cfg, workdir: Path) -> None:
+    """Fails early, with one sentence, if `workdir` cannot hold this run; writes nothing in it."""
+    target = workdir
+    while not target.exists():  # the nearest existing ancestor decides writability and free space
+        target = target.parent
+    if not target.is_dir():
+        raise WorkdirError(f"workdir {str(workdir)!r} cannot be created: {str(target)!r} is a file; choose another --workdir.")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise WorkdirError(f"workdir {str(workdir)!r} is not writable ({str(target)!r} is read-only); choose another --workdir.")
+    free = shutil.disk_usage(target).free
+    if free < MIN_FREE_BYTES:
+        raise WorkdirError(
+            f"only {free / 2**20:.0f} MiB free under {str(target)!r}; free some space or choose another --workdir."
+        )
+    saved = workdir / CONFIG_FILE
+    if saved.exists():
+        before = json.loads(saved.read_text())
+        now = json.loads(cfg.to_json_best_effort())
+        for key in RUN_IDENTITY:
+            section, name = key.split(".")
+            old, new = before.get(section, {}).get(name), now.get(section, {}).get(name)
+            if old is not None and old != new:
+                raise WorkdirError(
+                    f"workdir {str(workdir)!r} holds a run with {key}={old!r}, this config has {new!r}; "
+                    "use another --workdir (or the config of that run to resume it)."
+                )
+
+
 def train_and_evaluate(cfg, workdir: str | Path) -> dict:
     """Trains `cfg` in `workdir`, resuming from its last checkpoint; returns the summary dict."""
     start_time = time.time()
     workdir = Path(workdir)
     run = _Run(cfg, workdir)  # loads and validates everything before any compilation
+    check_workdir(cfg, workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     metrics_path = workdir / METRICS_FILE
     main = parallel.is_main_process()
+    if main and not (workdir / CONFIG_FILE).exists():  # the run's config, for launch/evaluate.py
+        (workdir / CONFIG_FILE).write_text(cfg.to_json_best_effort(indent=2) + "\n")
     epochs, every = cfg.train.epochs, cfg.kmeans.every
     log(
         f"jaxclust: {cfg.method.name} on {run.bank.name} ({run.bank.num_examples} images "
@@ -168,9 +276,8 @@ def train_and_evaluate(cfg, workdir: str | Path) -> dict:
 
     checkpointer = Checkpointer(workdir, max_to_keep=cfg.train.checkpoints_to_keep)
     state = run.init_state()
-    last = checkpointer.latest_epoch()
-    if last is not None:
-        state, meta = checkpointer.restore(last, state)
+    state, meta = _restore_newest_loadable(checkpointer, state)
+    if meta is not None:
         start_epoch, elapsed = meta["epoch"], meta["wall_seconds"]
         records = _read_records(metrics_path, start_epoch)
         log(f"resumed from the checkpoint of epoch {start_epoch} in {workdir}")
@@ -182,6 +289,7 @@ def train_and_evaluate(cfg, workdir: str | Path) -> dict:
         log(f"epoch 0/{epochs} | k-means on the initial network | {_format(record)}")
     if main:
         _write_records(metrics_path, records)
+        events = EventWriter.rewrite(workdir / TENSORBOARD_DIR, records)  # metrics.jsonl, for TensorBoard
     elapsed -= time.time()  # wall time counts across resumes
 
     for epoch in range(start_epoch + 1, epochs + 1):
@@ -195,6 +303,7 @@ def train_and_evaluate(cfg, workdir: str | Path) -> dict:
             if main:
                 with metrics_path.open("a") as f:
                     f.write(json.dumps(record) + "\n")
+                events.write(record)
         if epoch % cfg.train.log_every_epochs == 0 or is_last or epoch == start_epoch + 1:
             scores = _format(records[-1]) if records[-1]["epoch"] == epoch else ""
             log(
@@ -204,6 +313,8 @@ def train_and_evaluate(cfg, workdir: str | Path) -> dict:
         if epoch % cfg.train.checkpoint_every_epochs == 0 or is_last:
             checkpointer.save(epoch, state, {"epoch": epoch, "wall_seconds": elapsed + time.time()})
     checkpointer.close()
+    if main:
+        events.close()
 
     final = records[-1]
     summary = {
@@ -219,3 +330,36 @@ def train_and_evaluate(cfg, workdir: str | Path) -> dict:
         (workdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     log(f"done in {summary['wall_seconds']:.0f}s: {_format(final)}; summary in {workdir / SUMMARY_FILE}")
     return summary
+
+
+def dry_run(cfg) -> dict:
+    """Everything a run does before training, with nothing compiled: checks the config, loads the data
+    set (a streaming one is indexed and one batch decoded), builds the method and traces its init and
+    one training step with `jax.eval_shape`. Raises ConfigError / DataError as a run would; returns a
+    summary (data set, images, parameter count)."""
+    validate_config(cfg, device_count=jax.device_count())
+    aug, views, size = AugmentConfig.from_config(cfg.augment), view_configs(cfg.augment), cfg.data.image_size
+    if cfg.data.streaming:
+        from jaxclust.data.streaming import StreamingSource
+
+        data = StreamingSource(cfg.data)
+        sample = data.sample(2)
+    else:
+        data = load_source(cfg.data)
+        sample = data.images[:2]
+    validate_data(cfg, data)
+    n, batch = data.num_examples, cfg.train.batch_size
+    method = build_method(cfg, n, n // batch)
+    key = jax.random.key(cfg.seed)
+    images = jax.ShapeDtypeStruct((batch,) + tuple(sample.shape[1:]), jnp.uint8)
+    indices = jax.ShapeDtypeStruct((batch,), jnp.int32)
+    state = jax.eval_shape(lambda s: method.init(key, eval_batch(s, aug, size)), sample)
+    v1, v2 = jax.eval_shape(lambda im, i: two_views(key, im, i, views, size), images, indices)
+    jax.eval_shape(lambda st, a, b, i: method.train_step(st, a, b, i, key), state, v1, v2, indices)
+    return {
+        "data": cfg.data.name, "source": cfg.data.source, "streaming": bool(cfg.data.streaming),
+        "num_examples": n, "stored_shape": list(sample.shape[1:]), "view_shape": list(v1.shape[1:]),
+        "labelled": getattr(data, "labels", None) is not None,
+        "params": int(sum(np.prod(x.shape) for x in jax.tree.leaves(state.params))),
+        "steps_per_epoch": n // batch,
+    }

@@ -89,3 +89,29 @@ def test_psl_single_present_cluster_sees_only_masked_negatives():
     loss = losses.prototype_scattering_loss(q, t, labels, 3, 0.5)
     # float32 cancellation in logsumexp - pos bounds the absolute error near 1e-8
     np.testing.assert_allclose(loss, np.log1p(2 * np.exp(-10.0 - 2.0)), atol=5e-8)
+
+
+def test_per_process_psl_reproduces_the_official_gradient_scale():
+    """With every cluster present in every process's rows, the W-process PSL has the global value and
+    1/W of its gradient (the official ratio measured under 1/2/4-process gloo: 1, 1/2, 1/4)."""
+    f = load_official("psl_a.npz")  # 10 clusters, batch 64
+    q, t = jnp.asarray(f["q"]), jnp.asarray(f["k"])
+    labels = jnp.arange(64, dtype=jnp.int32) % 10  # every 16-row quarter holds all 10 clusters
+    full = lambda x: losses.prototype_scattering_loss(x, t, labels, 10, 0.5)
+    value, grad = jax.value_and_grad(full)(q)
+    for w in (1, 2, 4):
+        v, g = jax.value_and_grad(lambda x: losses.per_process_psl(x, t, labels, 10, 0.5, processes=w))(q)
+        np.testing.assert_allclose(v, value, rtol=1e-6)
+        np.testing.assert_allclose(g, grad / w, atol=1e-9)
+
+
+def test_per_process_psl_masks_clusters_absent_from_each_process():
+    q = jax.random.normal(jax.random.key(3), (8, 6))
+    t = losses.l2_normalize(jax.random.normal(jax.random.key(4), (8, 6)))
+    labels = jnp.array([0, 0, 1, 1, 2, 2, 3, 3])  # process 0 holds clusters {0, 1}, process 1 {2, 3}
+    got = losses.per_process_psl(q, t, labels, 4, 0.5, processes=2)
+    want = np.mean([
+        losses.prototype_scattering_loss(q, t, labels, 4, 0.5, present=jnp.array([1, 1, 0, 0], bool)),
+        losses.prototype_scattering_loss(q, t, labels, 4, 0.5, present=jnp.array([0, 0, 1, 1], bool)),
+    ])
+    np.testing.assert_allclose(got, want, rtol=1e-6)

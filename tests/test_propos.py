@@ -76,3 +76,18 @@ def test_predictor_is_trained(setup):
     new, _ = step(state, v1, v2, jnp.arange(B), jax.random.key(5))
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), new.params["predictor"], state.params["predictor"])
     assert any(jax.tree.leaves(changed))
+
+
+def test_official_per_gpu_options_train(setup):
+    """Ghost BN over 2 groups with a shuffled target batch, and the 2-process PSL: a finite step whose
+    BatchNorm statistics differ from the global-batch ones."""
+    _, _, state, (v1, v2) = setup
+    cfg = tiny_config()
+    cfg.model.bn_groups = 2
+    cfg.method.psl_processes = 2
+    step = jax.jit(propos.build(cfg, N, STEPS_PER_EPOCH).train_step)
+    state = state.replace(step=jnp.asarray(STEPS_PER_EPOCH, jnp.int32))
+    new, m = step(state, v1, v2, jnp.arange(B), jax.random.key(6))
+    assert np.isfinite(float(m["loss"])) and m["psl_loss"] > 0
+    _, plain = setup[1](state, v1, v2, jnp.arange(B), jax.random.key(6))
+    assert abs(float(m["align_loss"]) - float(plain["align_loss"])) > 1e-6

@@ -6,8 +6,18 @@
 The training loop finds a method here by `method.name` and knows nothing else about it.
 """
 from jaxclust.methods import propos
+from jaxclust.methods import byol, moco, pcl  # BYOL, MoCo v2, PCL: ProPos' baselines (issue #5)
+from jaxclust.methods import c2bin, hadis, secu  # issue #6
 
-METHODS = {"propos": propos}
+METHODS = {
+    "propos": propos,
+    "byol": byol,
+    "moco": moco,
+    "pcl": pcl,
+    "secu": secu,
+    "c2bin": c2bin,
+    "hadis": hadis,
+}
 
 
 def build_method(cfg, num_examples: int, steps_per_epoch: int):

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import optax
 
 from jaxclust import losses, optim
-from jaxclust.config import choose
-from jaxclust.models import build_backbone
+from jaxclust.config import ConfigError, choose
+from jaxclust.models import build_backbone, make_norm
 from jaxclust.models.heads import MLPHead
 from jaxclust.methods.common import Method, kmeans_cluster
 from jaxclust.state import TrainState, ema_update
@@ -35,7 +35,8 @@ class EncoderProjector(nn.Module):
 
     def setup(self):
         self.backbone = build_backbone(self.model_cfg)
-        self.projector = MLPHead(self.model_cfg.projector_hidden, self.model_cfg.projector_dim)
+        self.projector = MLPHead(self.model_cfg.projector_hidden, self.model_cfg.projector_dim,
+                                 norm=make_norm(self.model_cfg))
 
     def __call__(self, x, train: bool = True):
         return self.projector(self.backbone(x, train=train), train=train)
@@ -44,13 +45,34 @@ class EncoderProjector(nn.Module):
 def validate(cfg) -> None:
     choose(cfg, "method.psl_terms", ("both", "alignment", "uniformity"))
     choose(cfg, "method.forward", ("v1", "v2"))
+    processes = cfg.method.get("psl_processes", 1)
+    if not isinstance(processes, int) or processes < 1 or cfg.train.batch_size % processes:
+        raise ConfigError(
+            f"method.psl_processes must be a positive integer dividing train.batch_size "
+            f"({cfg.train.batch_size}), got {processes!r}."
+        )
 
 
-def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
+def build(
+    cfg, num_examples: int, steps_per_epoch: int, *, name: str = "propos", extra_loss=None, extra_state=None,
+    pair_loss=None,
+) -> Method:
+    """The ProPos method; `byol.py`, PCL's "BYOL + PCL" and `hadis.py` build on it through the keyword hooks.
+
+    extra_state() -> dict: merged into `state.extra` at init.
+    extra_loss(state, online, rows, key, epoch) -> (loss, metrics): an extra term for each forward
+      pair, given the raw online projector output (rows, D) and the data set index of each row;
+      averaged over the pairs like the alignment loss and added to the loss.
+    pair_loss(prediction, target, epoch) -> (loss, metrics): an extra term for each forward pair, given
+      the predictor output (after the PSA noise) and the target features it is aligned to (HaDis'
+      HSD); averaged over the pairs and added to the loss.
+    Optional `method.psl_negatives` ("online", the default, or "target") is handed to the PSL.
+    """
     mcfg = cfg.method
     net = EncoderProjector(cfg.model)
     # official: predictor Linear weights N(0, 0.01), biases 0
-    predictor = MLPHead(cfg.model.predictor_hidden, cfg.model.projector_dim, init="normal_0.01")
+    predictor = MLPHead(cfg.model.predictor_hidden, cfg.model.projector_dim, init="normal_0.01",
+                        norm=make_norm(cfg.model))
     tx, lr_fn = optim.make_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs, cfg.train.batch_size)
     total_steps = steps_per_epoch * cfg.train.epochs
     num_clusters = cfg.kmeans.num_clusters
@@ -73,6 +95,7 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
             extra={
                 "pseudo_labels": jnp.zeros((num_examples,), jnp.int32),
                 "centroids": jnp.zeros((num_clusters, cfg.model.projector_dim), jnp.float32),
+                **(extra_state() if extra_state is not None else {}),
             },
         )
 
@@ -86,11 +109,17 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         )
         return p, updates["batch_stats"]
 
-    def target_features(state, views):
+    # official shuffling_bn: the target sees a shuffled batch, so that its per-GPU BatchNorm groups
+    # mix examples; only ghost BN (model.bn_groups > 1) makes the order matter.
+    shuffle = cfg.model.bn_groups > 1 and mcfg.get("shuffle_bn", True)
+
+    def target_features(state, views, key):
         """f'(x) for each view in turn, l2-normalised, threading the target's own BN statistics."""
         stats, outs = state.target_batch_stats, []
-        for x in views:
-            z, stats = apply_net(state.target_params, stats, x)
+        for i, x in enumerate(views):
+            order = jax.random.permutation(jax.random.fold_in(key, 2000 + i), x.shape[0]) if shuffle else None
+            z, stats = apply_net(state.target_params, stats, x if order is None else x[order])
+            z = z if order is None else z[jnp.argsort(order)]
             outs.append(losses.l2_normalize(z))
         return [jax.lax.stop_gradient(k) for k in outs], stats
 
@@ -104,22 +133,28 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
 
         if mcfg.forward == "v1":
             # official forward_loss(x1 -> x2) then (x2 -> x1): the target sees view 2 first
-            (k2, k1), target_stats = target_features(state, (view2, view1))
+            (k2, k1), target_stats = target_features(state, (view2, view1), key)
             pairs = ((view1, k2), (view2, k1))
+            rows = indices
         else:
             # official forward_v2: one pass over both views concatenated
-            (k21,), target_stats = target_features(state, (jnp.concatenate([view2, view1]),))
+            (k21,), target_stats = target_features(state, (jnp.concatenate([view2, view1]),), key)
             pairs = ((jnp.concatenate([view1, view2]), k21),)
             labels = jnp.concatenate([labels, labels])
+            rows = jnp.concatenate([indices, indices])
 
         def loss_fn(params):
             stats = state.batch_stats
-            align, psl = [], []
+            align, psl, extra, pair_extra = [], [], [], []
             for i, (x, k) in enumerate(pairs):
                 q, net_stats = apply_net(params["net"], stats["net"], x)
                 noise = jax.random.normal(jax.random.fold_in(key, i), q.shape, q.dtype)
                 p, pred_stats = apply_predictor(params["predictor"], stats["predictor"], q + sigma * noise)
                 stats = {"net": net_stats, "predictor": pred_stats}
+                if extra_loss is not None:
+                    extra.append(extra_loss(state, q, rows, jax.random.fold_in(key, 1000 + i), epoch))
+                if pair_loss is not None:
+                    pair_extra.append(pair_loss(p, k, epoch))
                 align.append(losses.byol_alignment_loss(p, k, mcfg.forward))
                 # paper Sec. 5.4.1: the alignment-only PSL is computed after the predictor
                 online = p if mcfg.psl_terms == "alignment" else q
@@ -130,11 +165,19 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
                         psl.append(_psl(o, kk, y))
             align_loss, psl_loss = jnp.mean(jnp.stack(align)), jnp.mean(jnp.stack(psl))
             loss = align_loss + psl_weight * psl_loss
-            return loss, (stats, {"loss": loss, "align_loss": align_loss, "psl_loss": psl_loss})
+            terms = {"align_loss": align_loss, "psl_loss": psl_loss}
+            if extra:
+                loss = loss + jnp.mean(jnp.stack([e for e, _ in extra]))
+                terms.update(jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *[m for _, m in extra]))
+            if pair_extra:
+                loss = loss + jnp.mean(jnp.stack([e for e, _ in pair_extra]))
+                terms.update(jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *[m for _, m in pair_extra]))
+            return loss, (stats, {"loss": loss, **terms})
 
         def _psl(online, target, y):
-            return losses.prototype_scattering_loss(
-                online, target, y, num_clusters, mcfg.temperature, terms=mcfg.psl_terms
+            return losses.per_process_psl(
+                online, target, y, num_clusters, mcfg.temperature, processes=mcfg.get("psl_processes", 1),
+                terms=mcfg.psl_terms, negatives=mcfg.get("psl_negatives", "online"),
             )
 
         (_, (batch_stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -158,4 +201,4 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         z = net.apply({"params": state.target_params, "batch_stats": state.target_batch_stats}, images, train=False)
         return losses.l2_normalize(z)
 
-    return Method("propos", init, train_step, embed, kmeans_cluster(cfg.kmeans))
+    return Method(name, init, train_step, embed, kmeans_cluster(cfg.kmeans))

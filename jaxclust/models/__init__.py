@@ -6,6 +6,8 @@ images; train mode needs ``mutable=['batch_stats']``.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any
 
 import flax.linen as nn
@@ -37,11 +39,12 @@ def _check_backbone(name: str) -> None:
 def make_norm(model_cfg: Any) -> Any:
     """The norm-layer factory handed to every network (``norm(name=...)(x, train)``).
 
-    Only per-device PyTorch-style BatchNorm exists for now. This is the single place where later BN
-    modes (ghost BN, sync BN across the data axis) are to be selected from ``model_cfg``.
+    Under jit on a sharded batch, BatchNorm statistics are those of the whole global batch on any
+    number of devices (synchronised BN). ``model.bn_groups = G`` > 1 computes them over G equal
+    slices instead (ghost BN), which reproduces a G-GPU PyTorch run's per-GPU BatchNorm.
     """
-    del model_cfg
-    return BatchNorm
+    groups = int(model_cfg.get("bn_groups", 1))
+    return BatchNorm if groups == 1 else functools.partial(BatchNorm, groups=groups)
 
 
 def build_backbone(model_cfg: Any) -> nn.Module:

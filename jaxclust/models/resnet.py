@@ -93,35 +93,41 @@ class BatchNorm(nn.Module):
     unbiased_running_var: bool = True
     scale_init: Callable = nn.initializers.ones
     bias_init: Callable = nn.initializers.zeros
+    # Ghost BN: train-mode statistics over `groups` equal consecutive slices of the batch, as the
+    # per-GPU BatchNorm of a `groups`-GPU run; the running statistics follow slice 0, as DDP's
+    # broadcast of rank 0's buffers does. 1: statistics of the whole (global) batch.
+    groups: int = 1
 
     @nn.compact
     def __call__(self, x: Array, train: bool) -> Array:
         features = x.shape[-1]
-        reduce_axes = tuple(range(x.ndim - 1))
         ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32))
         ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
         scale = self.param("scale", self.scale_init, (features,), jnp.float32)
         bias = self.param("bias", self.bias_init, (features,), jnp.float32)
 
         if train:
-            xf = x.astype(jnp.float32)
-            mean = jnp.mean(xf, axis=reduce_axes)
+            if x.shape[0] % self.groups:
+                raise ValueError(f"a batch of {x.shape[0]} does not split into {self.groups} BatchNorm groups.")
+            xf = x.astype(jnp.float32).reshape((self.groups, -1) + x.shape[1:])
+            reduce_axes = tuple(range(1, xf.ndim - 1))
+            mean = jnp.mean(xf, axis=reduce_axes, keepdims=True)
             # Two-pass (centred) variance, as torch; flax's default E[x^2]-E[x]^2 loses precision.
-            var = jnp.mean(jnp.square(xf - mean), axis=reduce_axes)
+            var = jnp.mean(jnp.square(xf - mean), axis=reduce_axes, keepdims=True)
             if not self.is_initializing():
-                n = x.size // features
+                n = xf[0].size // features
+                first_mean, first_var = mean[0].reshape(features), var[0].reshape(features)
                 if self.unbiased_running_var and n > 1:
-                    run_var_in = var * (n / (n - 1))
+                    run_var_in = first_var * (n / (n - 1))
                 else:
-                    run_var_in = var
+                    run_var_in = first_var
                 m = self.momentum
-                ra_mean.value = m * ra_mean.value + (1.0 - m) * jax.lax.stop_gradient(mean)
+                ra_mean.value = m * ra_mean.value + (1.0 - m) * jax.lax.stop_gradient(first_mean)
                 ra_var.value = m * ra_var.value + (1.0 - m) * jax.lax.stop_gradient(run_var_in)
-        else:
-            mean, var = ra_mean.value, ra_var.value
-
-        mul = scale * jax.lax.rsqrt(var + self.epsilon)
-        y = (x - mean) * mul + bias
+            mul = scale * jax.lax.rsqrt(var + self.epsilon)
+            return ((xf - mean) * mul + bias).reshape(x.shape).astype(x.dtype)
+        mul = scale * jax.lax.rsqrt(ra_var.value + self.epsilon)
+        y = (x - ra_mean.value) * mul + bias
         return y.astype(x.dtype)
 
 
