@@ -90,6 +90,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Emulate the official PSL of a W-GPU run on one global batch: per-GPU absent-cluster masks and a
     # PSL gradient scaled by 1/W (its gather layer + DDP averaging). 1 = the paper's global-batch PSL.
     c.method.psl_processes = 1
+    # Memory queue of target features for PSL (ProPos Sec. 5.9, Fig. 8; official queue_size, v1 only):
+    # prototypes from batch + queue, queued labels re-read from the current pseudo-labels. 0 = off.
+    c.method.psl_queue_size = 0
     c.method.shuffle_bn = True  # official shuffling_bn: target batch shuffled across BN groups (bn_groups > 1)
 
     c.optim = ml_collections.ConfigDict()

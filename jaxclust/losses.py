@@ -72,6 +72,7 @@ def prototype_scattering_loss(
     terms: str = "both",
     present: jax.Array | None = None,
     negatives: str = "online",
+    queue: tuple[jax.Array, jax.Array] | None = None,
 ) -> jax.Array:
     """Prototype scattering loss, PSL (ProPos Eq. 4, as the official `compute_cluster_loss`).
 
@@ -89,11 +90,19 @@ def prototype_scattering_loss(
     "uniformity" = log sum_{j != k} exp(<mu_k, mu_j>/tau).
 
     negatives: "online" (official ProPos and HaDis code) or "target": <mu_k, mu'_j>/tau, HaDis' Eq. 9.
+    queue: optional (features (Q, D), labels (Q,)) of a memory queue (ProPos Sec. 5.9): as the official
+      code, both the online and the target prototypes take the queued rows in, and so does presence.
     """
     if terms not in ("both", "alignment", "uniformity"):
         raise ValueError(f"PSL terms must be 'both', 'alignment' or 'uniformity', got {terms!r}.")
     k = num_clusters
-    mu = cluster_prototypes(l2_normalize(online), labels, k)
+    online = l2_normalize(online)
+    if queue is not None:  # official memory queue: (features, labels) of earlier target outputs
+        queue_features, queue_labels = queue
+        online = jnp.concatenate([online, queue_features])  # official: queued rows are not re-normalised
+        target = jnp.concatenate([target, queue_features])
+        labels = jnp.concatenate([labels, queue_labels])
+    mu = cluster_prototypes(online, labels, k)
     mu_target = cluster_prototypes(target, labels, k)
     if present is None:
         present = cluster_presence(labels, k)

@@ -45,6 +45,13 @@ class EncoderProjector(nn.Module):
 def validate(cfg) -> None:
     choose(cfg, "method.psl_terms", ("both", "alignment", "uniformity"))
     choose(cfg, "method.forward", ("v1", "v2"))
+    queue = cfg.method.get("psl_queue_size", 0)
+    if queue and (cfg.method.forward != "v1" or queue % (2 * cfg.train.batch_size)
+                  or cfg.method.get("psl_processes", 1) != 1):
+        raise ConfigError(
+            f"method.psl_queue_size ({queue}) needs method.forward='v1', psl_processes=1 and a multiple of "
+            f"2 x train.batch_size ({2 * cfg.train.batch_size}), as the official queue."
+        )
     processes = cfg.method.get("psl_processes", 1)
     if not isinstance(processes, int) or processes < 1 or cfg.train.batch_size % processes:
         raise ConfigError(
@@ -75,6 +82,7 @@ def build(
                         norm=make_norm(cfg.model))
     tx, lr_fn = optim.make_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs, cfg.train.batch_size)
     total_steps = steps_per_epoch * cfg.train.epochs
+    queue_size = mcfg.get("psl_queue_size", 0)
     num_clusters = cfg.kmeans.num_clusters
 
     def init(key, sample):
@@ -96,6 +104,7 @@ def build(
                 "pseudo_labels": jnp.zeros((num_examples,), jnp.int32),
                 "centroids": jnp.zeros((num_clusters, cfg.model.projector_dim), jnp.float32),
                 **(extra_state() if extra_state is not None else {}),
+                **(psl_queue_state(jax.random.fold_in(key, 1)) if queue_size else {}),
             },
         )
 
@@ -177,8 +186,13 @@ def build(
         def _psl(online, target, y):
             return losses.per_process_psl(
                 online, target, y, num_clusters, mcfg.temperature, processes=mcfg.get("psl_processes", 1),
-                terms=mcfg.psl_terms, negatives=mcfg.get("psl_negatives", "online"),
+                terms=mcfg.psl_terms, negatives=mcfg.get("psl_negatives", "online"), **queue_args,
             )
+
+        queue_args = {}
+        if queue_size:  # official: queued labels are re-read from the current pseudo-labels every step
+            queued = state.extra["psl_queue_index"]
+            queue_args = {"queue": (state.extra["psl_queue"], state.extra["pseudo_labels"][queued])}
 
         (_, (batch_stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         momentum = optim.ema_momentum(n, mcfg.ema_momentum, total_steps, mcfg.ema_increase)
@@ -193,8 +207,19 @@ def build(
             target_batch_stats=target_stats,
             opt_state=opt_state,
         )
+        if queue_size:  # official: enqueue the target features of both passes, [f'(x2), f'(x1)]
+            state = state.replace(extra=enqueue(state.extra, jnp.concatenate([k for _, k in pairs]),
+                                                jnp.concatenate([indices, indices])))
         metrics.update(lr=lr_fn(state.step - 1), ema_momentum=momentum)
         return state, metrics
+
+    def psl_queue_state(key):
+        # official: torch.randn features (not normalised) and index 0 until the first pass fills them
+        return {
+            "psl_queue": jax.random.normal(key, (queue_size, cfg.model.projector_dim), jnp.float32),
+            "psl_queue_index": jnp.zeros((queue_size,), jnp.int32),
+            "psl_queue_ptr": jnp.zeros((), jnp.int32),
+        }
 
     def embed(state, images):
         """Target projector features in eval mode, l2-normalised: what the official E-step clusters."""
@@ -202,3 +227,15 @@ def build(
         return losses.l2_normalize(z)
 
     return Method(name, init, train_step, embed, kmeans_cluster(cfg.kmeans))
+
+
+def enqueue(extra: dict, features: jax.Array, indices: jax.Array) -> dict:
+    """FIFO memory queue: `features` (n, D) and their example `indices` overwrite the n oldest rows."""
+    ptr = extra["psl_queue_ptr"]
+    size = extra["psl_queue"].shape[0]
+    return {
+        **extra,
+        "psl_queue": jax.lax.dynamic_update_slice(extra["psl_queue"], features, (ptr, 0)),
+        "psl_queue_index": jax.lax.dynamic_update_slice(extra["psl_queue_index"], indices.astype(jnp.int32), (ptr,)),
+        "psl_queue_ptr": (ptr + features.shape[0]) % size,
+    }
