@@ -81,3 +81,15 @@ def test_resume_from_last_checkpoint_continues_exactly(finished_run, tmp_path):
     again = train_and_evaluate(tiny_digits_config(), resumed)
     assert read_jsonl(resumed / "metrics.jsonl") == read_jsonl(workdir / "metrics.jsonl")
     assert strip_timing(again) == strip_timing(summary)
+
+
+def test_over_clustering_end_to_end(tmp_path):
+    """K = 20 on the 10 digit classes: Hungarian ACC on the non-square confusion matrix, or the
+    official rule (ACC = 0 when the number of clusters differs from the number of classes)."""
+    cfg = tiny_digits_config()
+    cfg.train.epochs, cfg.kmeans.num_clusters = 1, 20
+    summary = train_and_evaluate(cfg, tmp_path / "hungarian")
+    assert 0.0 < summary["acc"] <= 1.0 and 0.0 < summary["nmi"] <= 1.0
+    cfg.eval.acc_rule = "official"
+    official = train_and_evaluate(cfg, tmp_path / "official")
+    assert official["acc"] == 0.0 and official["nmi"] == summary["nmi"]
