@@ -1,4 +1,5 @@
-"""Checkpoints of the TrainState at epoch ends, with orbax's CheckpointManager."""
+"""Checkpoints of the TrainState, with orbax's CheckpointManager: at epoch ends, and optionally
+every N training steps (a separate directory, so that epoch checkpoints keep their epoch numbers)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,15 +9,17 @@ import orbax.checkpoint as ocp
 
 
 class Checkpointer:
-    """Saves `state` plus a JSON `meta` dict under WORKDIR/checkpoints/<epoch>; keeps the newest few.
+    """Saves `state` plus a JSON `meta` dict under WORKDIR/<directory>/<number>; keeps the newest few.
 
-    orbax writes each step to a temporary directory and renames it when complete, so a step that a
-    kill cut short is never listed and `latest_epoch` falls back to the previous one.
+    The number is the epoch (`checkpoints/`) or the global step (`step_checkpoints/`). orbax writes
+    each one to a temporary directory and renames it when complete, so one that a kill cut short is
+    never listed and `latest_epoch` falls back to the previous one.
     """
 
-    def __init__(self, workdir: str | Path, max_to_keep: int = 2):
+    def __init__(self, workdir: str | Path, max_to_keep: int = 2, directory: str = "checkpoints"):
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
-        self._manager = ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints", options=options)
+        self.directory = Path(workdir).absolute() / directory
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_epoch(self) -> int | None:
         return self._manager.latest_step()

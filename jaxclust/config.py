@@ -113,6 +113,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.log_every_epochs = 1
     c.train.checkpoint_every_epochs = 1
     c.train.checkpoints_to_keep = 2
+    # Also a checkpoint every N global steps (0 = off), for long epochs on pre-emptible machines; a
+    # run resumed from one continues mid-epoch with the same batches and keys (step_checkpoints/).
+    c.train.checkpoint_every_steps = 0
     # Cluster-balanced resampling of each epoch by the current pseudo-labels, with replacement
     # (official data_resample, on in its CIFAR-20 and ImageNet-Dogs configs; not in the paper).
     c.train.resample = False
@@ -146,11 +149,21 @@ def choose(cfg, key, allowed):
         raise ConfigError(f"{key} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
 
 
+def downsampling(model) -> int:
+    """How many times smaller than the input the backbone's last feature map is."""
+    if model.backbone == "convnet":  # every stage after the first halves the map
+        return 2 ** (len(model.convnet_widths) - 1)
+    return 32 if model.stem == "imagenet" else 8  # stride-2 stem + max-pool, then three stride-2 stages
+
+
 def validate_config(cfg, device_count: int = 1) -> None:
     """Raises ConfigError for a value that cannot work, before any data is read or code compiled."""
     _positive(cfg, "train.epochs", "train.batch_size", "train.embed_batch_size", "data.image_size",
               "kmeans.every", "kmeans.n_init", "kmeans.max_iter", "kmeans.chunk_size",
               "train.log_every_epochs", "train.checkpoint_every_epochs", "train.checkpoints_to_keep")
+    every_steps = cfg.train.checkpoint_every_steps
+    if not isinstance(every_steps, int) or isinstance(every_steps, bool) or every_steps < 0:
+        raise ConfigError(f"train.checkpoint_every_steps must be 0 (off) or a positive integer, got {every_steps!r}.")
     k, batch = cfg.kmeans.num_clusters, cfg.train.batch_size
     groups = cfg.model.bn_groups
     if not isinstance(groups, int) or groups < 1 or batch % groups:
@@ -174,6 +187,15 @@ def validate_config(cfg, device_count: int = 1) -> None:
     choose(cfg, "optim.schedule", ("warmup_cosine", "stepwise_cosine", "constant"))
     choose(cfg, "model.backbone", ("resnet18", "resnet34", "resnet50", "convnet"))
     choose(cfg, "model.stem", ("cifar", "imagenet"))
+    factor, size = downsampling(cfg.model), cfg.data.image_size
+    if size < factor:
+        stem = f" with model.stem={cfg.model.stem!r}" if cfg.model.backbone != "convnet" else ""
+        hint = " (or model.stem='cifar', 8x)" if cfg.model.stem == "imagenet" and cfg.model.backbone != "convnet" else ""
+        raise ConfigError(
+            f"data.image_size ({size}) is smaller than the {factor}x downsampling of model.backbone="
+            f"{cfg.model.backbone!r}{stem}: its last stage would see padding only; use data.image_size "
+            f">= {factor}{hint}."
+        )
     choose(cfg, "eval.acc_rule", ("hungarian", "official"))
     choose(cfg, "data.source", ("digits", "npz", "folder", "tfds"))
     choose(cfg, "data.channels", (0, 1, 3))

@@ -10,11 +10,13 @@ It knows no method in particular: a method gives it `init`, `train_step`, `embed
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import shutil
 import time
+from contextlib import closing
 from pathlib import Path
 
 import jax
@@ -32,6 +34,7 @@ from jaxclust.methods import build_method
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "config.json"
+STEP_CHECKPOINTS = "step_checkpoints"  # train.checkpoint_every_steps: mid-epoch checkpoints
 
 
 def log(message: str) -> None:
@@ -151,24 +154,42 @@ class _Run:
         )
         return state, record
 
-    def train_epoch(self, state, epoch: int):
+    def train_epoch(self, state, epoch: int, done: dict | None = None, save_steps=None):
+        """One epoch of training steps (0-based `epoch`) -> (state, {loss: epoch mean, lr: last}).
+
+        `done` ({"step_in_epoch", "losses", "lr"}, from a mid-epoch checkpoint) skips the steps already
+        taken: the epoch's batch order and step keys are pure functions of (seed, epoch, step).
+        `save_steps(state, done)` is called every `train.checkpoint_every_steps` global steps.
+        """
         balance_by = parallel.to_host(state.extra["pseudo_labels"]) if self.cfg.train.resample else None
         batches = epoch_batches(self.data_key, epoch, self.bank.num_examples, self.cfg.train.batch_size, balance_by)
+        done = done or {"step_in_epoch": 0, "losses": [], "lr": None}
+        every = self.cfg.train.checkpoint_every_steps
         history = []
-        for i, indices in enumerate(batches):
-            step_key = jax.random.fold_in(self.train_key, epoch * self.steps_per_epoch + i)
-            state, m = self._step(state, self.images, parallel.put_global(indices, self.sharded), step_key)
+
+        def so_far(step_in_epoch):
+            """The epoch's losses up to here (one host sync), checked finite: no checkpoint of a broken state."""
+            fetched = jax.device_get(history)
+            losses = done["losses"] + [float(h["loss"]) for h in fetched]
+            bad = np.flatnonzero(~np.isfinite(losses))
+            if bad.size:
+                terms = {k: float(v) for k, v in fetched[bad[0] - done["step_in_epoch"]].items() if k.endswith("loss")}
+                raise FloatingPointError(
+                    f"non-finite loss at epoch {epoch + 1}, step {epoch * len(batches) + bad[0] + 1}: {terms}; "
+                    "the last good checkpoint is kept."
+                )
+            lr = float(fetched[-1]["lr"]) if fetched else done["lr"]
+            return {"step_in_epoch": step_in_epoch, "losses": losses, "lr": lr}
+
+        for i in range(done["step_in_epoch"], len(batches)):
+            global_step = epoch * self.steps_per_epoch + i
+            step_key = jax.random.fold_in(self.train_key, global_step)
+            state, m = self._step(state, self.images, parallel.put_global(batches[i], self.sharded), step_key)
             history.append(m)
-        history = jax.device_get(history)  # one host sync per epoch
-        losses = np.array([h["loss"] for h in history])
-        if not np.all(np.isfinite(losses)):
-            bad = int(np.flatnonzero(~np.isfinite(losses))[0])
-            terms = {k: float(v) for k, v in history[bad].items() if k.endswith("loss")}
-            raise FloatingPointError(
-                f"non-finite loss at epoch {epoch + 1}, step {epoch * len(batches) + bad + 1}: {terms}; "
-                "the last good checkpoint is kept."
-            )
-        return state, {"loss": float(losses.mean()), "lr": float(history[-1]["lr"])}
+            if save_steps is not None and every and (global_step + 1) % every == 0:
+                save_steps(state, so_far(i + 1))
+        result = so_far(len(batches))
+        return state, {"loss": float(np.mean(np.asarray(result["losses"], np.float32))), "lr": result["lr"]}
 
 
 def restore_state(run: _Run, epoch: int | None = None):
@@ -186,17 +207,50 @@ def restore_state(run: _Run, epoch: int | None = None):
         checkpointer.close()
 
 
-def _restore_newest_loadable(checkpointer: Checkpointer, like_state):
+def _restore_newest_loadable(checkpoints: list[tuple], like_state):
     """(state, meta) of the newest checkpoint that loads, or (like_state, None) when there is none.
 
-    orbax only lists complete checkpoints; one damaged afterwards is skipped with a warning."""
-    for epoch in reversed(checkpointer.all_epochs()):
+    `checkpoints` is [(checkpointer, number, position)]; position orders them across the epoch and
+    the step checkpoints. orbax only lists complete checkpoints; one damaged afterwards is skipped
+    with a warning."""
+    for checkpointer, number, _ in sorted(checkpoints, key=lambda c: c[2], reverse=True):
         try:
-            return checkpointer.restore(epoch, like_state)
+            return checkpointer.restore(number, like_state)
         except Exception as error:  # noqa: BLE001 - any unreadable checkpoint falls back to an older one
-            log(f"warning: the checkpoint of epoch {epoch} cannot be read ({type(error).__name__}: "
-                f"{str(error)[:200]}); trying an older one.")
+            log(f"warning: the checkpoint {checkpointer.directory.name}/{number} cannot be read "
+                f"({type(error).__name__}: {str(error)[:200]}); trying an older one.")
     return like_state, None
+
+
+def _resume(run: _Run, checkpointer: Checkpointer, step_checkpointer: Checkpointer | None):
+    """(state, records, epochs done, wall seconds so far, steps done of the next epoch or None) from the
+    newest loadable checkpoint; from scratch, the initial state after its E-step."""
+    workdir, epochs, steps = run.workdir, run.cfg.train.epochs, run.steps_per_epoch
+    # Position of a checkpoint in the run, (epochs complete, steps into the next epoch): epoch e's
+    # checkpoint follows its E-step, so it comes after the step checkpoint of e's last step.
+    candidates = [(checkpointer, e, (e, 0)) for e in checkpointer.all_epochs()]
+    if step_checkpointer is not None:
+        candidates += [(step_checkpointer, g, ((g - 1) // steps, g - (g - 1) // steps * steps))
+                       for g in step_checkpointer.all_epochs()]
+    state = run.init_state()
+    state, meta = _restore_newest_loadable(candidates, state)
+    done = None  # steps of a partly trained epoch, from a step checkpoint
+    if meta is not None:
+        start_epoch, elapsed = meta["epoch"], meta["wall_seconds"]
+        records = _read_records(run.workdir / METRICS_FILE, start_epoch)
+        if "step_in_epoch" in meta:
+            done = {k: meta[k] for k in ("step_in_epoch", "losses", "lr")}
+            log(f"resumed from the checkpoint of step {int(state.step)} (epoch {start_epoch + 1}, "
+                f"step {done['step_in_epoch']} of {steps}) in {workdir}")
+        else:
+            log(f"resumed from the checkpoint of epoch {start_epoch} in {workdir}")
+    else:
+        start_epoch, elapsed = 0, 0.0
+        state, record = run.e_step(state, 0)  # official: k-means on the random network before epoch 1
+        record["loss"] = None
+        records = [record]
+        log(f"epoch 0/{epochs} | k-means on the initial network | {_format(record)}")
+    return state, records, start_epoch, elapsed, done
 
 
 def _read_records(path: Path, up_to_epoch: int) -> list[dict]:
@@ -274,47 +328,45 @@ def train_and_evaluate(cfg, workdir: str | Path) -> dict:
         f"batch {cfg.train.batch_size}, {jax.device_count()} device(s)"
     )
 
-    checkpointer = Checkpointer(workdir, max_to_keep=cfg.train.checkpoints_to_keep)
-    state = run.init_state()
-    state, meta = _restore_newest_loadable(checkpointer, state)
-    if meta is not None:
-        start_epoch, elapsed = meta["epoch"], meta["wall_seconds"]
-        records = _read_records(metrics_path, start_epoch)
-        log(f"resumed from the checkpoint of epoch {start_epoch} in {workdir}")
-    else:
-        start_epoch, elapsed = 0, 0.0
-        state, record = run.e_step(state, 0)  # official: k-means on the random network before epoch 1
-        record["loss"] = None
-        records = [record]
-        log(f"epoch 0/{epochs} | k-means on the initial network | {_format(record)}")
-    if main:
-        _write_records(metrics_path, records)
-        events = EventWriter.rewrite(workdir / TENSORBOARD_DIR, records)  # metrics.jsonl, for TensorBoard
-    elapsed -= time.time()  # wall time counts across resumes
+    # On any exit, an error included, the checkpoint writes in flight complete before the process ends.
+    with contextlib.ExitStack() as stack:
+        keep = cfg.train.checkpoints_to_keep
+        checkpointer = stack.enter_context(closing(Checkpointer(workdir, max_to_keep=keep)))
+        step_checkpointer = None
+        if cfg.train.checkpoint_every_steps or (workdir / STEP_CHECKPOINTS).is_dir():
+            step_checkpointer = stack.enter_context(closing(Checkpointer(workdir, 1, STEP_CHECKPOINTS)))
+        state, records, start_epoch, elapsed, done = _resume(run, checkpointer, step_checkpointer)
+        if main:
+            _write_records(metrics_path, records)
+            events = stack.enter_context(closing(EventWriter.rewrite(workdir / TENSORBOARD_DIR, records)))
+        elapsed -= time.time()  # wall time counts across resumes
 
-    for epoch in range(start_epoch + 1, epochs + 1):
-        t0 = time.time()
-        state, train_stats = run.train_epoch(state, epoch - 1)
-        is_last = epoch == epochs
-        if epoch % every == 0 or is_last:
-            state, record = run.e_step(state, epoch)
-            record.update(train_stats)
-            records.append(record)
-            if main:
-                with metrics_path.open("a") as f:
-                    f.write(json.dumps(record) + "\n")
-                events.write(record)
-        if epoch % cfg.train.log_every_epochs == 0 or is_last or epoch == start_epoch + 1:
-            scores = _format(records[-1]) if records[-1]["epoch"] == epoch else ""
-            log(
-                f"epoch {epoch}/{epochs} | step {int(state.step)} | loss {train_stats['loss']:.4f} "
-                f"| lr {train_stats['lr']:.4g} | {time.time() - t0:.1f}s | {scores}"
-            )
-        if epoch % cfg.train.checkpoint_every_epochs == 0 or is_last:
-            checkpointer.save(epoch, state, {"epoch": epoch, "wall_seconds": elapsed + time.time()})
-    checkpointer.close()
-    if main:
-        events.close()
+        for epoch in range(start_epoch + 1, epochs + 1):
+            t0 = time.time()
+
+            def save_steps(state, done, epoch=epoch):
+                meta = {"epoch": epoch - 1, **done, "wall_seconds": elapsed + time.time()}
+                step_checkpointer.save(int(state.step), state, meta)
+
+            state, train_stats = run.train_epoch(state, epoch - 1, done, save_steps if step_checkpointer else None)
+            done = None
+            is_last = epoch == epochs
+            if epoch % every == 0 or is_last:
+                state, record = run.e_step(state, epoch)
+                record.update(train_stats)
+                records.append(record)
+                if main:
+                    with metrics_path.open("a") as f:
+                        f.write(json.dumps(record) + "\n")
+                    events.write(record)
+            if epoch % cfg.train.log_every_epochs == 0 or is_last or epoch == start_epoch + 1:
+                scores = _format(records[-1]) if records[-1]["epoch"] == epoch else ""
+                log(
+                    f"epoch {epoch}/{epochs} | step {int(state.step)} | loss {train_stats['loss']:.4f} "
+                    f"| lr {train_stats['lr']:.4g} | {time.time() - t0:.1f}s | {scores}"
+                )
+            if epoch % cfg.train.checkpoint_every_epochs == 0 or is_last:
+                checkpointer.save(epoch, state, {"epoch": epoch, "wall_seconds": elapsed + time.time()})
 
     final = records[-1]
     summary = {

@@ -33,6 +33,10 @@ def launch(tmp_path, *args):
     (["--config.method.name=nope"], "method.name must be one of"),
     (["--config.model.backbone=vgg"], "model.backbone must be one of"),
     (["--config.data.source=npz", "--config.data.path=/nonexistent.npz"], "npz data set not found"),
+    (["--config.model.backbone=resnet18", "--config.model.stem=imagenet"],
+     "data.image_size (8) is smaller than the 32x downsampling of model.backbone='resnet18' with model.stem='imagenet'"),
+    (["--config.model.convnet_widths=(8,8,8,8,8)"], "data.image_size (8) is smaller than the 16x downsampling"),
+    (["--config.train.checkpoint_every_steps=-5"], "train.checkpoint_every_steps must be 0 (off) or a positive integer"),
 ])
 def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(tmp_path, args, message):
     (tmp_path / "wd").mkdir()
@@ -111,8 +115,12 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     cfg = tiny_digits_config()
     cfg.train.epochs = 3
     cfg.optim.warmup_epochs = 1
+    cfg.train.checkpoint_every_steps = 1  # a step checkpoint is written only of a state with finite losses
     cfg.method.psl_weight = 1e38  # PSL switches on in epoch 2; the update overflows the weights
-    with pytest.raises(FloatingPointError, match=r"non-finite loss at epoch 2, step (8|9|1[0-4]): .*'psl_loss'"):
+    with pytest.raises(FloatingPointError, match=r"non-finite loss at epoch 2, step (8|9|1[0-4]): .*'psl_loss'") as error:
         train.train_and_evaluate(cfg, tmp_path)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["1"]
+    bad_step = int(str(error.value).split("step ")[1].split(":")[0])
+    newest = max(int(p.name) for p in (tmp_path / "step_checkpoints").iterdir() if p.name.isdigit())
+    assert newest == bad_step - 1
     assert not (tmp_path / "summary.json").exists()

@@ -1,15 +1,20 @@
-"""A run killed with SIGKILL mid-epoch and started again with the same command ends with the same
-metrics.jsonl and summary.json as an uninterrupted run; another seed gives other numbers."""
+"""A run killed with SIGKILL (mid-epoch, during the E-step, during a checkpoint write) and started again
+with the same command ends with the same metrics.jsonl and summary.json as an uninterrupted run; so does
+a run whose newest checkpoint was damaged; another seed gives other numbers.
+
+The kills are made by tests/kill_at.py, which counts calls inside the process, so they land at the
+same point on any machine."""
 import json
 import os
-import signal
+import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
+TINY = [  # digits, 28 steps per epoch
     "--config=configs/propos_digits.py",
     "--config.train.epochs=4",
     "--config.optim.warmup_epochs=1",
@@ -22,20 +27,21 @@ TINY = [
     "--config.kmeans.every=1",
     "--config.kmeans.n_init=2",
 ]
+STEPS_PER_EPOCH = 1797 // 64
 TIMING = {"wall_seconds", "session_seconds", "e_step_seconds"}
 
 
-def command(workdir, *extra):
-    return [sys.executable, str(ROOT / "launch" / "main.py"), *TINY, f"--workdir={workdir}", *extra]
-
-
-def env():
-    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-
-
-def run_to_end(workdir, *extra):
-    out = subprocess.run(command(workdir, *extra), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
+def run(workdir, *extra, kill=None):
+    """launch/main.py on the tiny config; with kill='point=N', killed there by tests/kill_at.py."""
+    prefix = [str(ROOT / "tests" / "kill_at.py"), kill] if kill else [str(ROOT / "launch" / "main.py")]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    out = subprocess.run([sys.executable, *prefix, *TINY, f"--workdir={workdir}", *extra], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=900)
+    if kill:
+        assert out.returncode == -9, f"expected a SIGKILL at {kill}, got exit {out.returncode}: {out.stderr[-2000:]}"
+        assert not (workdir / "summary.json").exists()
+    else:
+        assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 
 
@@ -46,26 +52,67 @@ def results(workdir):
     return [strip(r) for r in records], strip(summary)
 
 
-def test_sigkill_mid_epoch_then_rerun_equals_uninterrupted(tmp_path):
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(command(killed), cwd=ROOT, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 600
-    # wait until epoch 2's checkpoint is complete, then kill somewhere inside epoch 3
-    while not (killed / "checkpoints" / "2").is_dir() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "summary.json").exists()
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """An uninterrupted run, without step checkpoints."""
+    workdir = tmp_path_factory.mktemp("straight")
+    run(workdir)
+    return workdir
 
-    out = run_to_end(killed)
-    assert "resumed from the checkpoint of epoch" in out
-    straight = tmp_path / "straight"
-    run_to_end(straight)
-    assert results(killed) == results(straight)
 
-    other_seed = tmp_path / "seed1"
-    run_to_end(other_seed, "--config.seed=1")
-    assert results(other_seed)[0] != results(straight)[0]
+def complete(workdir, directory):
+    """Numbers of the checkpoints orbax finished writing (one cut short stays a temporary directory)."""
+    return sorted(int(p.name) for p in (workdir / directory).iterdir() if p.name.isdigit())
+
+
+def expected_resume(workdir):
+    """The line a rerun prints: epoch e's checkpoint comes after the step checkpoints of epoch e."""
+    epoch = complete(workdir, "checkpoints")[-1]
+    step = complete(workdir, "step_checkpoints")[-1]
+    if step <= epoch * STEPS_PER_EPOCH:
+        return f"resumed from the checkpoint of epoch {epoch} in"
+    epoch = (step - 1) // STEPS_PER_EPOCH
+    return f"resumed from the checkpoint of step {step} (epoch {epoch + 1}, step {step - epoch * STEPS_PER_EPOCH} of"
+
+
+def test_killed_mid_epoch_in_e_step_and_in_checkpoint_write_then_rerun_equals_uninterrupted(tmp_path, straight):
+    workdir, every = tmp_path / "killed", "--config.train.checkpoint_every_steps=10"
+    # Checkpoints are written asynchronously and orbax starts a save only once the previous one is
+    # complete, so the newest complete checkpoint is known up to one.
+    # 1. killed before global step 80, in epoch 3 (steps 57-84): step 70's write may be cut short
+    run(workdir, every, kill="step=80")
+    assert complete(workdir, "checkpoints") == [1, 2]
+    assert complete(workdir, "step_checkpoints")[-1] in (60, 70)
+    # 2. resumed mid-epoch 3; killed in epoch 3's E-step, with step 80's write maybe unfinished
+    expected = expected_resume(workdir)
+    assert "(epoch 3, step" in expected
+    assert expected in run(workdir, every, kill="e_step=1")
+    assert complete(workdir, "step_checkpoints")[-1] in (70, 80)
+    # 3. resumed mid-epoch 3 again; killed right after its first checkpoint write began
+    expected = expected_resume(workdir)
+    assert "(epoch 3, step" in expected
+    assert expected in run(workdir, every, kill="save=1")
+    # 4. to the end, from whatever is the newest complete checkpoint
+    expected = expected_resume(workdir)
+    assert expected in run(workdir, every)
+    assert results(workdir) == results(straight)
+
+
+def test_damaged_newest_checkpoint_is_skipped_with_a_warning(tmp_path, straight):
+    workdir = tmp_path / "damaged"
+    shutil.copytree(straight, workdir)
+    (workdir / "summary.json").unlink()
+    newest = workdir / "checkpoints" / "4"
+    damaged = [p for p in newest.rglob("*") if p.is_file() and p.stat().st_size > 1000]
+    assert damaged, "no data file found to damage in the checkpoint"
+    for path in damaged:  # same size, other bytes
+        path.write_bytes(bytes(255 - b for b in path.read_bytes()))
+    out = run(workdir)
+    assert "warning: the checkpoint checkpoints/4 cannot be read" in out
+    assert "resumed from the checkpoint of epoch 3" in out
+    assert results(workdir) == results(straight)
+
+
+def test_another_seed_gives_other_numbers(tmp_path, straight):
+    run(tmp_path / "seed1", "--config.seed=1")
+    assert results(tmp_path / "seed1")[0] != results(straight)[0]
