@@ -76,11 +76,16 @@ class _Run:
         self.cfg, self.workdir = cfg, workdir
         self.mesh = parallel.make_mesh() if mesh is None else mesh
         validate_config(cfg, device_count=self.mesh.size)
-        if cfg.data.streaming:  # jaxclust/data/streaming.py reads such sets; this loop does not yet
-            raise ConfigError("data.streaming=True works only with --dry_run for now (the loop trains on "
-                              "in-memory banks); set --config.data.streaming=False, with a data.load_size "
-                              "whose bank fits in memory, to train.")
-        self.bank = load_source(cfg.data)
+        self.streaming = bool(cfg.data.streaming)
+        if self.streaming:  # read from disk batch by batch, each host its own shard
+            from jaxclust.data.streaming import StreamingSource  # tf.data, loaded only when streaming
+
+            if cfg.train.resample:
+                raise ConfigError("train.resample draws from the whole data set, which data.streaming=True "
+                                  "does not hold; set --config.train.resample=False.")
+            self.bank = StreamingSource(cfg.data)
+        else:
+            self.bank = load_source(cfg.data)
         validate_data(cfg, self.bank)
         n, batch = self.bank.num_examples, cfg.train.batch_size
         self.steps_per_epoch = n // batch
@@ -94,24 +99,29 @@ class _Run:
         )
         self.replicated = parallel.replicated(self.mesh)
         self.sharded = parallel.batch_sharded(self.mesh)
-        # The bank is replicated: every device can gather any batch without communication.
-        self.images = parallel.put_global(self.bank.images, self.replicated)
+        # An in-memory bank is replicated: every device can gather any batch without communication.
+        self.images = None if self.streaming else parallel.put_global(self.bank.images, self.replicated)
 
         aug, views, size, method = self.aug, self.views, self.size, self.method
 
-        @functools.partial(jax.jit, donate_argnums=0)
-        def step(state, images, indices, key):
-            v1, v2 = two_views(key, images[indices], indices, views, size)
+        def augment_and_step(state, batch, indices, key):
+            v1, v2 = two_views(key, batch, indices, views, size)
             return method.train_step(state, v1, v2, indices, key)
 
-        @jax.jit
-        def embed(state, images, indices):
-            return method.embed(state, eval_batch(images[indices], aug, size))
+        def embed_batch(state, batch):
+            return method.embed(state, eval_batch(batch, aug, size))
 
-        self._step, self._embed = step, embed
+        # (state, images, indices, ...): the batch gathered from the bank inside the compiled step
+        self._step = jax.jit(lambda state, images, indices, key: augment_and_step(state, images[indices], indices, key),
+                             donate_argnums=0)
+        self._embed = jax.jit(lambda state, images, indices: embed_batch(state, images[indices]))
+        # (state, batch, ...): a batch that streaming assembled from every host's share
+        self._step_on_batch = jax.jit(augment_and_step, donate_argnums=0)
+        self._embed_batch = jax.jit(embed_batch)
 
     def init_state(self):
-        sample = eval_batch(self.bank.images[:2], self.aug, self.size)
+        first = self.bank.sample(2) if self.streaming else self.bank.images[:2]
+        sample = eval_batch(first, self.aug, self.size)
         if self.cfg.train.resample:  # checked on shapes only, before anything is compiled
             extra = jax.eval_shape(self.method.init, self.init_key, sample).extra
             if "pseudo_labels" not in extra:
@@ -119,16 +129,21 @@ class _Run:
                                   "does not keep; set --config.train.resample=False.")
         return jax.jit(self.method.init, out_shardings=self.replicated)(self.init_key, sample)
 
+    def _chunk(self) -> int:
+        """Examples per embedding call: train.embed_batch_size, rounded up to split evenly over the devices."""
+        chunk, devices = min(self.cfg.train.embed_batch_size, self.bank.num_examples), self.mesh.size
+        return -(-chunk // devices) * devices
+
     def embed_all(self, state, embed=None, progress=None) -> jax.Array:
-        """(N, D) features of the whole bank, in fixed-size chunks so one compiled function serves.
+        """(N, D) features of the whole data set, in fixed-size chunks so one compiled function serves.
 
         `embed(state, images, indices)` (jitted) replaces the method's features, the default;
         `progress(done, total)` is called after each chunk.
         """
+        if self.streaming:
+            return self._embed_stream(state, embed, progress)
         embed = embed or self._embed
-        n, devices = self.bank.num_examples, self.mesh.size
-        chunk = min(self.cfg.train.embed_batch_size, n)
-        chunk = -(-chunk // devices) * devices  # each chunk splits evenly over the devices
+        n, chunk = self.bank.num_examples, self._chunk()
         feats = []
         for start in range(0, n, chunk):
             idx = np.minimum(np.arange(start, start + chunk), n - 1)  # pad the last chunk
@@ -136,6 +151,34 @@ class _Run:
             if progress is not None:
                 progress(min(start + chunk, n), n)
         return jnp.concatenate(feats)[:n]
+
+    def _embed_stream(self, state, embed, progress) -> jax.Array:
+        """embed_all of a streamed data set: every host embeds its own shard, in chunks padded to one
+        shape and one count on all hosts; the rows are then put in example-id order."""
+        n, hosts = self.bank.num_examples, jax.process_count()
+        local = self._chunk() // hosts
+        calls = -(-max(self.bank.shard_sizes()) // local)  # the same number of calls on every host
+        batches = self.bank.eval_batches(local)
+        feats, ids = [], []
+        for call in range(calls):
+            part_ids, part = next(batches, (np.zeros((0,), np.int32), None))
+            pad = local - len(part_ids)
+            if part is None:
+                part = np.zeros((local,) + self.bank.image_shape, np.uint8)
+            elif pad:
+                part = np.concatenate([part, np.repeat(part[-1:], pad, axis=0)])
+            part_ids = np.concatenate([part_ids, np.full((pad,), n, np.int32)])  # id n: dropped below
+            batch = jax.make_array_from_process_local_data(self.sharded, part)
+            if embed is None:
+                feats.append(self._embed_batch(state, batch))
+            else:
+                rows = np.arange(local, dtype=np.int32) + jax.process_index() * local  # this host's rows
+                feats.append(embed(state, batch, jax.make_array_from_process_local_data(self.sharded, rows)))
+            ids.append(jax.make_array_from_process_local_data(self.sharded, part_ids))
+            if progress is not None:
+                progress(min((call + 1) * local * hosts, n), n)
+        feats, ids = jnp.concatenate(feats), jnp.concatenate(ids)
+        return jnp.zeros((n, feats.shape[-1]), feats.dtype).at[ids].set(feats, mode="drop")
 
     def e_step(self, state, epoch: int):
         """The method's E-step over the whole data set; then a metrics record of its labels."""
@@ -161,11 +204,24 @@ class _Run:
         taken: the epoch's batch order and step keys are pure functions of (seed, epoch, step).
         `save_steps(state, done)` is called every `train.checkpoint_every_steps` global steps.
         """
-        balance_by = parallel.to_host(state.extra["pseudo_labels"]) if self.cfg.train.resample else None
-        batches = epoch_batches(self.data_key, epoch, self.bank.num_examples, self.cfg.train.batch_size, balance_by)
         done = done or {"step_in_epoch": 0, "losses": [], "lr": None}
+        batch_size, first, steps = self.cfg.train.batch_size, done["step_in_epoch"], self.steps_per_epoch
         every = self.cfg.train.checkpoint_every_steps
         history = []
+
+        if not self.streaming:
+            balance_by = parallel.to_host(state.extra["pseudo_labels"]) if self.cfg.train.resample else None
+            order = epoch_batches(self.data_key, epoch, self.bank.num_examples, batch_size, balance_by)
+
+        def feeds():
+            """(compiled step, its batch arguments) for the epoch's steps from `first` on."""
+            if self.streaming:  # each host's share of the batch, assembled into one global array
+                for ids, images in self.bank.train_batches(epoch, batch_size, self.cfg.seed, skip=first):
+                    yield self._step_on_batch, (jax.make_array_from_process_local_data(self.sharded, images),
+                                                jax.make_array_from_process_local_data(self.sharded, ids))
+            else:
+                for indices in order[first:]:
+                    yield self._step, (self.images, parallel.put_global(indices, self.sharded))
 
         def so_far(step_in_epoch):
             """The epoch's losses up to here (one host sync), checked finite: no checkpoint of a broken state."""
@@ -175,20 +231,19 @@ class _Run:
             if bad.size:
                 terms = {k: float(v) for k, v in fetched[bad[0] - done["step_in_epoch"]].items() if k.endswith("loss")}
                 raise FloatingPointError(
-                    f"non-finite loss at epoch {epoch + 1}, step {epoch * len(batches) + bad[0] + 1}: {terms}; "
+                    f"non-finite loss at epoch {epoch + 1}, step {epoch * steps + bad[0] + 1}: {terms}; "
                     "the last good checkpoint is kept."
                 )
             lr = float(fetched[-1]["lr"]) if fetched else done["lr"]
             return {"step_in_epoch": step_in_epoch, "losses": losses, "lr": lr}
 
-        for i in range(done["step_in_epoch"], len(batches)):
-            global_step = epoch * self.steps_per_epoch + i
-            step_key = jax.random.fold_in(self.train_key, global_step)
-            state, m = self._step(state, self.images, parallel.put_global(batches[i], self.sharded), step_key)
+        for i, (step, batch) in enumerate(feeds(), start=first):
+            global_step = epoch * steps + i
+            state, m = step(state, *batch, jax.random.fold_in(self.train_key, global_step))
             history.append(m)
             if save_steps is not None and every and (global_step + 1) % every == 0:
                 save_steps(state, so_far(i + 1))
-        result = so_far(len(batches))
+        result = so_far(steps)
         return state, {"loss": float(np.mean(np.asarray(result["losses"], np.float32))), "lr": result["lr"]}
 
 

@@ -8,6 +8,7 @@ again on the same workdir resumes from its last checkpoint. --dry_run checks the
 set, builds the model and traces one step without compiling or training, prints a JSON summary.
 """
 import json
+import re
 import sys
 
 from absl import app, flags
@@ -68,9 +69,17 @@ def parse_flags_or_exit(argv):
     """absl's flag parsing, with a mistyped config key or value told in one sentence, exit code 2."""
     try:
         return FLAGS(argv)
-    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as error:
+    except (AttributeError, KeyError) as error:  # ml_collections: a config key that does not exist
+        key = re.findall(r"\w+", str(error))[0]
+        hint = re.search(r'Did you mean "\w+"', str(error))
+        print(f"error: bad command line: unknown config key {key!r}{'; ' + hint.group(0).lower() + '?' if hint else ''}",
+              file=sys.stderr)
+        sys.exit(2)
+    except (flags.Error, TypeError, ValueError) as error:
         message = str(error).replace("\\n", " ").replace("\\'", "'").replace("\n", " ")
-        message = " ".join(message.strip("'\"").split())
+        if len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":  # repr quotes
+            message = message[1:-1]
+        message = " ".join(message.split())
         print(f"error: bad command line: {message}", file=sys.stderr)
         sys.exit(2)
 

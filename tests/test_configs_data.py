@@ -62,9 +62,16 @@ def test_config_dry_run(name, image_folder, mock_tfds):
     assert summary["num_examples"] >= 8 and summary["labelled"]
 
 
-def test_streaming_configs_refuse_to_train(tmp_path):
+def test_streaming_config_builds_a_run_without_an_in_memory_bank(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
     cfg = load_config("propos_imagenet1k")
-    with pytest.raises(ConfigError, match="data.streaming"):
+    cfg.data.path, cfg.train.batch_size, cfg.kmeans.num_clusters = str(tmp_path / "absent"), 64, 10
+    with tfds.testing.mock_data(num_examples=130):
+        run = _Run(cfg, tmp_path)
+    assert run.streaming and run.images is None
+    assert run.bank.num_examples == 130 and run.steps_per_epoch == 2
+    cfg.train.resample = True
+    with pytest.raises(ConfigError, match="train.resample draws from the whole data set"):
         _Run(cfg, tmp_path)
 
 

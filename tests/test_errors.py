@@ -24,8 +24,8 @@ def launch(tmp_path, *args):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--config.train.epoch=3"], 'Did you mean "epochs"'),
-    (["--config.train.epochs=abc"], "invalid literal for int()"),
+    (["--config.train.epoch=3"], "unknown config key 'epoch'; did you mean \"epochs\"?"),
+    (["--config.train.epochs=abc"], "invalid literal for int() with base 10: 'abc'"),
     (["--config.kmeans.num_clusters=5000"], "kmeans.num_clusters (5000) is larger than the data set (1797 images)"),
     (["--config.kmeans.num_clusters=1"], "kmeans.num_clusters must be an integer >= 2"),
     (["--config.train.batch_size=0"], "train.batch_size must be a positive integer"),
@@ -102,6 +102,8 @@ def test_unreadable_folder_images_fail_or_are_skipped(tmp_path):
         for i in range(3):
             Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / cls / f"{i}.png")
     (tmp_path / "b" / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "c").mkdir()  # a class of unreadable files only: the grey/colour detection skips them
+    (tmp_path / "c" / "text.jpg").write_text("not a jpeg either")
     cfg = tiny_digits_config()
     cfg.data.source, cfg.data.path, cfg.data.name, cfg.data.image_size = "folder", str(tmp_path), "mine", 8
     with pytest.raises(DataError, match=r"cannot read .*broken.png.*data.skip_unreadable=True"):
@@ -109,6 +111,7 @@ def test_unreadable_folder_images_fail_or_are_skipped(tmp_path):
     cfg.data.skip_unreadable = True
     bank = load_source(cfg.data)
     assert bank.num_examples == 6 and list(bank.labels) == [0, 0, 0, 1, 1, 1]
+    assert bank.class_names == ("a", "b", "c")
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):

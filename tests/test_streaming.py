@@ -17,16 +17,20 @@ tfds = pytest.importorskip("tensorflow_datasets")
 streaming = pytest.importorskip("jaxclust.data.streaming")
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stream")
-    rng = np.random.RandomState(0)
+def write_folder(root, per_class, pixels):
+    """3 class sub-folders of `per_class` 12x12 RGB PNGs each, `pixels(class)` making one image."""
     for c in range(3):
-        for i in range(7):
+        for i in range(per_class):
             path = Path(root) / f"class{c}" / f"{i}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.randint(0, 256, (12, 12, 3)).astype(np.uint8)).save(path)
+            Image.fromarray(pixels(c)).save(path)
     return str(root)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    rng = np.random.RandomState(0)
+    return write_folder(tmp_path_factory.mktemp("stream"), 7, lambda c: rng.randint(0, 256, (12, 12, 3)).astype(np.uint8))
 
 
 def folder_cfg(path):
@@ -86,3 +90,73 @@ def test_imagenet_subset_stream_from_mock_tfds():
     # tf.image antialiased bicubic on the host vs PIL bicubic in the bank: a few grey levels apart
     diff = np.abs(images.astype(int) - bank.images.astype(int))
     assert images.shape == bank.images.shape and np.mean(diff) < 6
+
+
+# -- the training loop on a streamed data set ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stream_folder(tmp_path_factory):
+    """48 images in 3 classes of distinct mean brightness, 12x12: 6 steps of 8 per epoch."""
+    rng = np.random.RandomState(1)
+    return write_folder(tmp_path_factory.mktemp("stream_train"), 16,
+                        lambda c: np.clip(rng.normal(60 + 70 * c, 30, (12, 12, 3)), 0, 255).astype(np.uint8))
+
+
+def stream_config(path, streaming=True):
+    c = base_config()
+    c.data.source, c.data.name, c.data.path, c.data.image_size, c.data.streaming = "folder", "toy", path, 12, streaming
+    c.model.backbone, c.model.convnet_widths = "convnet", (8, 16)
+    c.model.projector_hidden, c.model.projector_dim, c.model.predictor_hidden = 32, 16, 32
+    c.train.epochs, c.train.batch_size, c.train.embed_batch_size = 2, 8, 16
+    c.optim.warmup_epochs = 1
+    c.kmeans.num_clusters, c.kmeans.n_init, c.kmeans.max_iter = 3, 2, 20
+    return c
+
+
+def test_streamed_e_step_features_equal_the_banks(stream_folder, tmp_path):
+    from jaxclust.train import _Run
+
+    streamed, banked = _Run(stream_config(stream_folder), tmp_path), _Run(stream_config(stream_folder, False), tmp_path)
+    state = banked.init_state()
+    np.testing.assert_allclose(np.asarray(streamed.embed_all(state)), np.asarray(banked.embed_all(state)), atol=1e-6)
+
+
+class Preempted(Exception):
+    pass
+
+
+def test_streamed_run_resumed_mid_epoch_equals_uninterrupted(stream_folder, tmp_path, monkeypatch, capsys):
+    import json
+
+    from jaxclust import train
+
+    cfg = stream_config(stream_folder)
+    cfg.train.checkpoint_every_steps = 2
+    straight = train.train_and_evaluate(cfg, tmp_path / "straight")
+    assert np.isfinite(straight["loss"]) and "nmi" in straight
+
+    build = train._Run.__init__
+
+    def preempted_at_step_9(self, *args, **kwargs):  # epoch 2, step 3: after the checkpoint of step 8
+        build(self, *args, **kwargs)
+        step, calls = self._step_on_batch, [0]
+
+        def counting(*a):
+            calls[0] += 1
+            if calls[0] == 9:
+                raise Preempted
+            return step(*a)
+
+        self._step_on_batch = counting
+
+    monkeypatch.setattr(train._Run, "__init__", preempted_at_step_9)
+    with pytest.raises(Preempted):
+        train.train_and_evaluate(cfg, tmp_path / "resumed")
+    monkeypatch.undo()
+    capsys.readouterr()
+    resumed = train.train_and_evaluate(cfg, tmp_path / "resumed")
+    assert "resumed from the checkpoint of step 8 (epoch 2, step 2 of 6)" in capsys.readouterr().out
+    strip = lambda d: {k: v for k, v in d.items() if k not in ("wall_seconds", "session_seconds", "e_step_seconds")}
+    assert strip(resumed) == strip(straight)
+    lines = [(tmp_path / w / "metrics.jsonl").read_text().splitlines() for w in ("straight", "resumed")]
+    assert [strip(json.loads(l)) for l in lines[0]] == [strip(json.loads(l)) for l in lines[1]]

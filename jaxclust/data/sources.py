@@ -192,8 +192,12 @@ def decode_resize(source, size: int, gray: bool) -> np.ndarray:
 
 
 def _is_gray_file(path) -> bool:
-    with _pil().open(path) as im:
-        return im.mode in ("1", "L", "LA", "I", "I;16", "F")
+    """Whether an image file is grey; an unreadable one does not vote (decoding reports it)."""
+    try:
+        with _pil().open(path) as im:
+            return im.mode in ("1", "L", "LA", "I", "I;16", "F")
+    except OSError:  # PIL's UnidentifiedImageError included
+        return True
 
 
 def _decode_all(sources, size: int, gray: bool, name: str, skip_unreadable: bool = False):

@@ -71,6 +71,14 @@ class StreamingSource:
     def num_channels(self) -> int:
         return self.channels
 
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    def shard_sizes(self) -> list[int]:
+        """Examples each host reads (a SCAN subset keeps only its classes' records of each shard)."""
+        return [int((self._table[slice(*self._shard(h))] >= 0).sum()) for h in range(self.process_count)]
+
     # -- indexing ---------------------------------------------------------------------------
 
     def _index_tfds(self):
@@ -89,10 +97,11 @@ class StreamingSource:
 
     # -- tf.data ----------------------------------------------------------------------------
 
-    def _shard(self) -> tuple[int, int]:
-        """[start, end) record positions this host reads: a contiguous 1/process_count of the records."""
-        n = len(self._table)
-        return self.process_index * n // self.process_count, (self.process_index + 1) * n // self.process_count
+    def _shard(self, host: int | None = None) -> tuple[int, int]:
+        """[start, end) record positions a host (default: this one) reads: a contiguous 1/process_count
+        of the records."""
+        n, host = len(self._table), self.process_index if host is None else host
+        return host * n // self.process_count, (host + 1) * n // self.process_count
 
     def _decode(self, blob):
         tf = self.tf
@@ -121,17 +130,18 @@ class StreamingSource:
                             f"({self.process_count}).")
         return batch_size // self.process_count
 
-    def train_batches(self, epoch: int, batch_size: int, seed: int = 0):
+    def train_batches(self, epoch: int, batch_size: int, seed: int = 0, skip: int = 0):
         """`num_examples // batch_size` batches of (ids (b,) int32, images (b, S, S, C) uint8), b =
         batch_size / process_count: this host's shard shuffled (seeded by seed, epoch, host), cycled
-        if a host's shard runs short, decoded in parallel."""
+        if a host's shard runs short, decoded in parallel. `skip` leaves out the epoch's first batches
+        (a run resumed mid-epoch), which are still read: the shuffle is a function of the stream."""
         tf, tfds = self.tf, self.tfds
         local = self.local_batch_size(batch_size)
         steps = self.num_examples // batch_size
         shuffle_seed = int(np.random.SeedSequence([seed, epoch, self.process_index]).generate_state(1)[0])
         ds = self._records().shuffle(self.shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
         ds = ds.repeat().map(lambda i, blob: (i, self._decode(blob)), num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.batch(local, drop_remainder=True).take(steps).prefetch(2)
+        ds = ds.batch(local, drop_remainder=True).take(steps).skip(skip).prefetch(2)
         yield from tfds.as_numpy(ds)
 
     def eval_batches(self, batch_size: int):

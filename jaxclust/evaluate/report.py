@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 
 from jaxclust import kmeans, metrics, parallel, train
+from jaxclust.config import ConfigError
 from jaxclust.data.augment import augment_batch, eval_batch
 from jaxclust.evaluate import analysis, linear
 
@@ -366,6 +367,9 @@ def evaluate(workdir, cfg=None, rcfg=None, checkpoint: int | None = None, torch_
     workdir = Path(workdir)
     cfg = load_run_config(workdir) if cfg is None else cfg
     rcfg = default_config() if rcfg is None else rcfg
+    if cfg.data.streaming:
+        raise ConfigError("the report reads the whole data set into memory, which data.streaming=True does not; "
+                          "give --config.data.streaming=False with a data.load_size whose images fit in memory.")
     run = train._Run(cfg, workdir)
     bank, y = run.bank, run.bank.labels
     _validate(rcfg, y is not None)
