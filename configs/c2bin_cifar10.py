@@ -2,9 +2,9 @@
 
 Targets C2BIN Table 3: [Mean] NMI 0.62, ACC 0.72, ARI 0.53. PICA's protocol (§4.3): train and score
 the 60,000 train + test images. No official code exists; the readings of seed_c2bin.md §5 are the
-`method_config()` defaults. Differences from the paper: the ResNet-34 "similar to" PICA's has a
-max-pool after its 3x3 stem (A12); jaxclust's CIFAR-stem ResNet-34 has none. Augmentation: the
-SimCLR CIFAR recipe (A15; PICA's own is crop scale 0.2 and hue 0.4).
+`method_config()` defaults. Backbone: the ResNet-34 "similar to ResNet-34" is PICA's (A12), a 3x3
+stride-1 stem followed by a 2x2 stride-2 max-pool (model.stem='pica'). Augmentation: the SimCLR CIFAR
+recipe (A15; PICA's own is crop scale 0.2 and hue 0.4).
 """
 from jaxclust.config import base_config
 from jaxclust.data.sources import normalization
@@ -24,7 +24,7 @@ def get_config():
     c.augment.mean, c.augment.std = normalization("cifar10")
 
     c.model.backbone = "resnet34"  # Table 10 ("similar to ResNet-34", PICA's)
-    c.model.stem = "cifar"
+    c.model.stem = "pica"  # A12: 3x3/1 conv, BN, ReLU, MaxPool2d(2, 2, padding=1)
     c.model.projector_hidden = 512  # Table 10: MLP(512, 512)
     c.model.projector_dim = 128  # d_a = 128, as SimCLR / MoCo v2 (A10)
     c.model.predictor_hidden = 512

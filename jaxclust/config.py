@@ -69,7 +69,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict()
     c.model.backbone = "resnet18"  # resnet18 | resnet34 | resnet50 | convnet
     c.model.width = 64
-    c.model.stem = "cifar"  # cifar: 3x3 stride 1, no max-pool | imagenet: 7x7 stride 2 + max-pool
+    c.model.stem = "cifar"  # cifar: 3x3 stride 1, no max-pool | imagenet: 7x7 stride 2 + max-pool | pica: cifar + 2x2 max-pool
     c.model.convnet_widths = (32, 64, 128)
     c.model.projector_hidden = 4096
     c.model.projector_dim = 256
@@ -153,7 +153,8 @@ def downsampling(model) -> int:
     """How many times smaller than the input the backbone's last feature map is."""
     if model.backbone == "convnet":  # every stage after the first halves the map
         return 2 ** (len(model.convnet_widths) - 1)
-    return 32 if model.stem == "imagenet" else 8  # stride-2 stem + max-pool, then three stride-2 stages
+    stem = {"imagenet": 4, "pica": 2}.get(model.stem, 1)  # 7x7/2 + max-pool/2, or max-pool/2 only
+    return stem * 8  # then three stride-2 stages
 
 
 def validate_config(cfg, device_count: int = 1) -> None:
@@ -186,11 +187,11 @@ def validate_config(cfg, device_count: int = 1) -> None:
     choose(cfg, "optim.name", ("sgd", "adam", "lars"))
     choose(cfg, "optim.schedule", ("warmup_cosine", "stepwise_cosine", "constant"))
     choose(cfg, "model.backbone", ("resnet18", "resnet34", "resnet50", "convnet"))
-    choose(cfg, "model.stem", ("cifar", "imagenet"))
+    choose(cfg, "model.stem", ("cifar", "imagenet", "pica"))
     factor, size = downsampling(cfg.model), cfg.data.image_size
     if size < factor:
         stem = f" with model.stem={cfg.model.stem!r}" if cfg.model.backbone != "convnet" else ""
-        hint = " (or model.stem='cifar', 8x)" if cfg.model.stem == "imagenet" and cfg.model.backbone != "convnet" else ""
+        hint = " (or model.stem='cifar', 8x)" if cfg.model.stem != "cifar" and cfg.model.backbone != "convnet" else ""
         raise ConfigError(
             f"data.image_size ({size}) is smaller than the {factor}x downsampling of model.backbone="
             f"{cfg.model.backbone!r}{stem}: its last stage would see padding only; use data.image_size "

@@ -181,10 +181,11 @@ def _np_conv(x, w, stride, pad):
     return out
 
 
-def _np_maxpool3s2p1(x):
+def _np_maxpool_s2p1(x, k=3):
+    """torch MaxPool2d(k, stride=2, padding=1): -inf padding."""
     x = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
-    ho, wo = (x.shape[1] - 3) // 2 + 1, (x.shape[2] - 3) // 2 + 1
-    return np.stack([np.stack([x[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max((1, 2)) for j in range(wo)], 1)
+    ho, wo = (x.shape[1] - k) // 2 + 1, (x.shape[2] - k) // 2 + 1
+    return np.stack([np.stack([x[:, 2 * i:2 * i + k, 2 * j:2 * j + k].max((1, 2)) for j in range(wo)], 1)
                      for i in range(ho)], 1)
 
 
@@ -203,7 +204,7 @@ def test_torch_padding_semantics(conv_impl):
     relu = lambda a: np.maximum(a, 0.0)
     h = relu(_np_conv(x, p["stem_conv"]["kernel"], 2, 3) * bn)
     assert h.shape[1:3] == (7, 7)
-    h = _np_maxpool3s2p1(h)
+    h = _np_maxpool_s2p1(h)
     assert h.shape[1:3] == (4, 4)
     b = p["stage1_block0"]
     h = relu(_np_conv(relu(_np_conv(h, b["conv1"]["kernel"], 1, 1) * bn), b["conv2"]["kernel"], 1, 1) * bn + h)
@@ -212,6 +213,24 @@ def test_torch_padding_semantics(conv_impl):
     r = _np_conv(r, b["conv2"]["kernel"], 1, 1) * bn
     h = relu(r + _np_conv(h, b["downsample_conv"]["kernel"], 2, 0) * bn)
     assert h.shape[1:3] == (2, 2)
+    np.testing.assert_allclose(np.asarray(y), h.mean((1, 2)), rtol=1e-4, atol=1e-5)
+
+
+def test_pica_stem():
+    """PICA's ResNet stem (C2BIN's clustering backbone): 3x3/1 conv, BN, ReLU, then MaxPool2d(2, 2,
+    padding=1), which maps 10x10 to 6x6 (torch: floor((10 + 2 - 2) / 2) + 1), against NumPy."""
+    model = ResNet((1,), "basic", width=4, stem="pica")
+    x = randn(3, (2, 10, 10, 3))
+    v = real_init(model, x.shape)
+    y = jax.jit(lambda v, x: model.apply(v, x, train=False))(v, x)
+
+    p = jax.tree_util.tree_map(np.asarray, v["params"])
+    bn = 1.0 / np.sqrt(1.0 + 1e-5)  # eval BN at init
+    relu = lambda a: np.maximum(a, 0.0)
+    h = _np_maxpool_s2p1(relu(_np_conv(x, p["stem_conv"]["kernel"], 1, 1) * bn), k=2)
+    assert h.shape[1:3] == (6, 6)
+    b = p["stage1_block0"]
+    h = relu(_np_conv(relu(_np_conv(h, b["conv1"]["kernel"], 1, 1) * bn), b["conv2"]["kernel"], 1, 1) * bn + h)
     np.testing.assert_allclose(np.asarray(y), h.mean((1, 2)), rtol=1e-4, atol=1e-5)
 
 

@@ -4,7 +4,8 @@ Layout, padding and initialisation follow torchvision's ``resnet.py`` layer for 
 torchvision state dict can be mapped onto these parameters (ProPos, ``network/resnet.py``):
 
 * stems: ``'cifar'`` = conv3x3/s1/p1 (no bias) -> BN -> ReLU, no max-pool (ProPos ``cifar=True``);
-  ``'imagenet'`` = conv7x7/s2/p3 -> BN -> ReLU -> maxpool3x3/s2/p1 (torchvision default).
+  ``'imagenet'`` = conv7x7/s2/p3 -> BN -> ReLU -> maxpool3x3/s2/p1 (torchvision default);
+  ``'pica'`` = the CIFAR stem -> maxpool2x2/s2/p1 (PICA's ResNet-34, used by C2BIN's clustering setting).
 * blocks: ``BasicBlock`` (two 3x3 convs) and ``Bottleneck`` v1.5 (stride on the 3x3 conv);
   downsample = conv1x1(stride) + BN whenever the stride or the channel count changes.
 * no ``fc``: the network returns the globally average-pooled feature, (B, 8*width) for basic
@@ -274,7 +275,7 @@ class Bottleneck(nn.Module):
 
 
 _BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
-_STEMS = ("cifar", "imagenet")
+_STEMS = ("cifar", "imagenet", "pica")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,7 +291,7 @@ class ResNet(nn.Module):
       block: ``'basic'`` or ``'bottleneck'``.
       width: channels of the stem and of stage 1 (64 in torchvision); stage s has width * 2**(s-1)
         planes.
-      stem: ``'cifar'`` (3x3/s1 conv, PyTorch default init, no max-pool) or ``'imagenet'``.
+      stem: ``'cifar'`` (3x3/s1 conv, PyTorch default init, no max-pool), ``'imagenet'`` or ``'pica'``.
       norm: factory for the norm layers, called as ``norm(name=...)(x, train)``.
       conv_impl: ``'auto'`` | ``'xla'`` | ``'patches'``, see :class:`Conv`.
     """
@@ -313,11 +314,13 @@ class ResNet(nn.Module):
             raise ValueError(f"Unknown block {self.block!r}; valid blocks are: {', '.join(_BLOCKS)}.")
         block_cls = _BLOCKS[self.block]
 
-        if self.stem == "cifar":
+        if self.stem in ("cifar", "pica"):
             # ProPos replaces conv1 after torchvision's init loop, so it keeps PyTorch's default init.
             x = conv(self.width, 3, 1, 1, kernel_init=torch_default_kernel_init,
                      impl=self.conv_impl, name="stem_conv")(x)
             x = nn.relu(self.norm(name="stem_bn")(x, train))
+            if self.stem == "pica":  # PICA's ResNet-34 (C2BIN A12): then MaxPool2d(2, 2, padding=1)
+                x = nn.max_pool(x, (2, 2), strides=(2, 2), padding=((1, 1), (1, 1)))
         elif self.stem == "imagenet":
             x = conv(self.width, 7, 2, 3, impl=self.conv_impl, name="stem_conv")(x)
             x = nn.relu(self.norm(name="stem_bn")(x, train))
