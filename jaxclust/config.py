@@ -130,6 +130,10 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.acc_rule = "hungarian"  # hungarian | official (ACC = 0 when #clusters != #classes)
+    # A held-out split scored at every E-step: its images go to the nearest k-means centroid and the
+    # record gets val_nmi, val_acc, val_ari ('' = none; tfds 'validation', or folder sub-folder(s)).
+    # ProPos Table 8 (SCAN's ImageNet subsets): clustered on train, scored on validation.
+    c.eval.split = ""
     return c
 
 
@@ -200,6 +204,9 @@ def validate_config(cfg, device_count: int = 1) -> None:
     choose(cfg, "eval.acc_rule", ("hungarian", "official"))
     choose(cfg, "data.source", ("digits", "npz", "folder", "tfds"))
     choose(cfg, "data.channels", (0, 1, 3))
+    if cfg.eval.split and cfg.data.source not in ("tfds", "folder"):
+        raise ConfigError(f"eval.split reads another split of a tfds or folder data set, not of data.source="
+                          f"{cfg.data.source!r}; set --config.eval.split=''.")
     if not 0.0 < cfg.data.imbalance_ratio <= 1.0:
         raise ConfigError(f"data.imbalance_ratio must lie in (0, 1] (1 = balanced), got {cfg.data.imbalance_ratio!r}.")
     if not isinstance(cfg.data.load_size, int) or cfg.data.load_size < 0:

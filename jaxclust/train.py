@@ -21,9 +21,10 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
-from jaxclust import metrics, parallel
+from jaxclust import kmeans, metrics, parallel
 from jaxclust.checkpoint import Checkpointer
 from jaxclust.config import ConfigError, validate_config, validate_data
 from jaxclust.data.augment import AugmentConfig, augment_batch, eval_batch, view_configs
@@ -77,16 +78,18 @@ class _Run:
         self.mesh = parallel.make_mesh() if mesh is None else mesh
         validate_config(cfg, device_count=self.mesh.size)
         self.streaming = bool(cfg.data.streaming)
-        if self.streaming:  # read from disk batch by batch, each host its own shard
-            from jaxclust.data.streaming import StreamingSource  # tf.data, loaded only when streaming
-
-            if cfg.train.resample:
-                raise ConfigError("train.resample draws from the whole data set, which data.streaming=True "
-                                  "does not hold; set --config.train.resample=False.")
-            self.bank = StreamingSource(cfg.data)
-        else:
-            self.bank = load_source(cfg.data)
+        if self.streaming and cfg.train.resample:
+            raise ConfigError("train.resample draws from the whole data set, which data.streaming=True "
+                              "does not hold; set --config.train.resample=False.")
+        self.bank = self._load(cfg.data)
         validate_data(cfg, self.bank)
+        self.heldout = None  # eval.split: (source, device images or None when streamed)
+        if cfg.eval.split:
+            heldout_cfg = ml_collections.ConfigDict(cfg.data.to_dict())
+            heldout_cfg.split, heldout_cfg.imbalance_ratio, heldout_cfg.unlabelled = cfg.eval.split, 1.0, False
+            heldout = self._load(heldout_cfg)
+            if heldout.labels is None:
+                raise ConfigError(f"eval.split={cfg.eval.split!r} has no labels to score; set --config.eval.split=''.")
         n, batch = self.bank.num_examples, cfg.train.batch_size
         self.steps_per_epoch = n // batch
         self.method = build_method(cfg, n, self.steps_per_epoch)
@@ -101,6 +104,8 @@ class _Run:
         self.sharded = parallel.batch_sharded(self.mesh)
         # An in-memory bank is replicated: every device can gather any batch without communication.
         self.images = None if self.streaming else parallel.put_global(self.bank.images, self.replicated)
+        if cfg.eval.split:
+            self.heldout = (heldout, None if self.streaming else parallel.put_global(heldout.images, self.replicated))
 
         aug, views, size, method = self.aug, self.views, self.size, self.method
 
@@ -119,6 +124,14 @@ class _Run:
         self._step_on_batch = jax.jit(augment_and_step, donate_argnums=0)
         self._embed_batch = jax.jit(embed_batch)
 
+    def _load(self, data_cfg):
+        """The data set of `data_cfg`: a StreamingSource (read batch by batch) or an in-memory bank."""
+        if self.streaming:
+            from jaxclust.data.streaming import StreamingSource  # tf.data, loaded only when streaming
+
+            return StreamingSource(data_cfg)
+        return load_source(data_cfg)
+
     def init_state(self):
         first = self.bank.sample(2) if self.streaming else self.bank.images[:2]
         sample = eval_batch(first, self.aug, self.size)
@@ -127,44 +140,51 @@ class _Run:
             if "pseudo_labels" not in extra:
                 raise ConfigError(f"train.resample needs pseudo-labels, which method {self.cfg.method.name!r} "
                                   "does not keep; set --config.train.resample=False.")
+        if self.heldout is not None and "centroids" not in jax.eval_shape(self.method.init, self.init_key, sample).extra:
+            raise ConfigError(f"eval.split scores against k-means centroids, which method {self.cfg.method.name!r} "
+                              "does not keep; set --config.eval.split=''.")
         return jax.jit(self.method.init, out_shardings=self.replicated)(self.init_key, sample)
 
-    def _chunk(self) -> int:
-        """Examples per embedding call: train.embed_batch_size, rounded up to split evenly over the devices."""
-        chunk, devices = min(self.cfg.train.embed_batch_size, self.bank.num_examples), self.mesh.size
+    def _chunk(self, n: int) -> int:
+        """Examples per embedding call: train.embed_batch_size (at most n), rounded up to split evenly
+        over the devices."""
+        chunk, devices = min(self.cfg.train.embed_batch_size, n), self.mesh.size
         return -(-chunk // devices) * devices
 
-    def embed_all(self, state, embed=None, progress=None) -> jax.Array:
-        """(N, D) features of the whole data set, in fixed-size chunks so one compiled function serves.
+    def embed_all(self, state, embed=None, progress=None, data=None) -> jax.Array:
+        """(N, D) features of a whole data set, in fixed-size chunks so one compiled function serves.
 
+        `data` is (source, device images), the training set by default, or `self.heldout`;
         `embed(state, images, indices)` (jitted) replaces the method's features, the default;
         `progress(done, total)` is called after each chunk.
         """
+        source, images = data or (self.bank, self.images)
         if self.streaming:
-            return self._embed_stream(state, embed, progress)
+            return self._embed_stream(state, source, embed, progress)
         embed = embed or self._embed
-        n, chunk = self.bank.num_examples, self._chunk()
+        n = source.num_examples
+        chunk = self._chunk(n)
         feats = []
         for start in range(0, n, chunk):
             idx = np.minimum(np.arange(start, start + chunk), n - 1)  # pad the last chunk
-            feats.append(embed(state, self.images, parallel.put_global(idx, self.sharded)))
+            feats.append(embed(state, images, parallel.put_global(idx, self.sharded)))
             if progress is not None:
                 progress(min(start + chunk, n), n)
         return jnp.concatenate(feats)[:n]
 
-    def _embed_stream(self, state, embed, progress) -> jax.Array:
+    def _embed_stream(self, state, source, embed, progress) -> jax.Array:
         """embed_all of a streamed data set: every host embeds its own shard, in chunks padded to one
         shape and one count on all hosts; the rows are then put in example-id order."""
-        n, hosts = self.bank.num_examples, jax.process_count()
-        local = self._chunk() // hosts
-        calls = -(-max(self.bank.shard_sizes()) // local)  # the same number of calls on every host
-        batches = self.bank.eval_batches(local)
+        n, hosts = source.num_examples, jax.process_count()
+        local = self._chunk(n) // hosts
+        calls = -(-max(source.shard_sizes()) // local)  # the same number of calls on every host
+        batches = source.eval_batches(local)
         feats, ids = [], []
         for call in range(calls):
             part_ids, part = next(batches, (np.zeros((0,), np.int32), None))
             pad = local - len(part_ids)
             if part is None:
-                part = np.zeros((local,) + self.bank.image_shape, np.uint8)
+                part = np.zeros((local,) + source.image_shape, np.uint8)
             elif pad:
                 part = np.concatenate([part, np.repeat(part[-1:], pad, axis=0)])
             part_ids = np.concatenate([part_ids, np.full((pad,), n, np.int32)])  # id n: dropped below
@@ -189,6 +209,12 @@ class _Run:
         record = {"epoch": epoch, "step": int(state.step)}
         if self.bank.labels is not None:
             record.update(metrics.cluster_metrics(self.bank.labels, labels, acc_rule=self.cfg.eval.acc_rule))
+        if self.heldout is not None:  # held-out images to the nearest of the E-step's centroids
+            heldout_labels, _ = kmeans.assign(self.embed_all(state, data=self.heldout), state.extra["centroids"],
+                                              self.cfg.kmeans.chunk_size)
+            scores = metrics.cluster_metrics(self.heldout[0].labels, parallel.to_host(heldout_labels),
+                                             acc_rule=self.cfg.eval.acc_rule)
+            record.update({f"val_{k}": v for k, v in scores.items()})
         record.update(
             uniformity=float(metrics.uniformity(feats)),
             imbalance=float(metrics.imbalance(labels, self.cfg.kmeans.num_clusters)),

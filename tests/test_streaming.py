@@ -160,3 +160,45 @@ def test_streamed_run_resumed_mid_epoch_equals_uninterrupted(stream_folder, tmp_
     assert strip(resumed) == strip(straight)
     lines = [(tmp_path / w / "metrics.jsonl").read_text().splitlines() for w in ("straight", "resumed")]
     assert [strip(json.loads(l)) for l in lines[0]] == [strip(json.loads(l)) for l in lines[1]]
+
+
+# -- a held-out split scored against the E-step's centroids (eval.split) ---------------------------
+
+@pytest.fixture(scope="module")
+def split_folder(tmp_path_factory):
+    """train/ (3 x 16 images) and val/ (3 x 5 other images) of the same 3 classes."""
+    root = tmp_path_factory.mktemp("split")
+    rng = np.random.RandomState(2)
+    pixels = lambda c: np.clip(rng.normal(60 + 70 * c, 30, (12, 12, 3)), 0, 255).astype(np.uint8)  # noqa: E731
+    write_folder(root / "train", 16, pixels)
+    write_folder(root / "val", 5, pixels)
+    return str(root)
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["bank", "streamed"])
+def test_heldout_split_is_scored_by_nearest_centroid(split_folder, tmp_path, streaming):
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from jaxclust.train import _Run
+
+    cfg = stream_config(split_folder, streaming)
+    cfg.data.split, cfg.eval.split = "train", "val"
+    run = _Run(cfg, tmp_path)
+    assert (run.bank.num_examples, run.heldout[0].num_examples) == (48, 15)
+    state, record = run.e_step(run.init_state(), 0)
+    # independent: the held-out features' nearest centroid by cosine, in numpy
+    val_feats = np.asarray(run.embed_all(state, data=run.heldout))
+    centroids = np.asarray(state.extra["centroids"])
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    nearest = np.argmax(unit(val_feats) @ unit(centroids).T, axis=1)
+    assert record["val_nmi"] == pytest.approx(normalized_mutual_info_score(run.heldout[0].labels, nearest), abs=1e-12)
+    assert {"val_acc", "val_ari"} <= set(record)
+    if streaming:  # the streamed held-out features are the bank's
+        bank_run = _Run(_banked(cfg), tmp_path)
+        np.testing.assert_allclose(val_feats, np.asarray(bank_run.embed_all(state, data=bank_run.heldout)), atol=1e-6)
+
+
+def _banked(cfg):
+    banked = cfg.copy_and_resolve_references()
+    banked.data.streaming = False
+    return banked
