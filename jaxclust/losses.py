@@ -250,6 +250,40 @@ def secu_soft_label_loss(logits1: jax.Array, logits2: jax.Array, previous: jax.A
     return 0.5 * (jnp.mean(ce1) + jnp.mean(ce2))
 
 
+def secu_closed_form_statistics(
+    features: jax.Array, centers: jax.Array, labels: jax.Array, temperature: float
+) -> tuple[jax.Array, jax.Array]:
+    """The per-cluster sums of SeCu's closed-form centre (SeCu Eq. 4 = App. Eq. 15) over one batch.
+
+    features: (B, D) l2-normalised x_i; centers: (K, D) l2-normalised current w_j; labels: (B,) y_i.
+    With p_ij = softmax_j(x_i.w_j / lambda) (Eq. 2) returns the sums S_j = sum_{i: y_i = j} (1 - p_ij) x_i,
+    shape (K, D), and the weights Z_j = sum_{i: y_i = j} (1 - p_ij), shape (K,). Nothing gets a gradient.
+    1 - p_{i,y_i} is computed as sum_{k != y_i} p_ik, so it stays accurate (not 0) when p -> 1.
+    """
+    x, w = jax.lax.stop_gradient(features), jax.lax.stop_gradient(centers)
+    logits = x @ w.T / temperature
+    own = jax.nn.one_hot(labels, w.shape[0], dtype=logits.dtype)
+    others = jax.nn.logsumexp(jnp.where(own > 0, -jnp.inf, logits), axis=1)
+    hardness = jnp.exp(others - jax.nn.logsumexp(logits, axis=1))  # 1 - p_{i, y_i}
+    weights = own * hardness[:, None]  # (B, K)
+    return weights.T @ x, jnp.sum(weights, axis=0)
+
+
+def secu_closed_form_centers(
+    features: jax.Array, centers: jax.Array, labels: jax.Array, temperature: float
+) -> jax.Array:
+    """SeCu's hardness-aware closed-form centres, Eq. 4 (Theorem 1; App. Eq. 15), for fixed x and y:
+
+        w_j = Pi_{||w|| = 1}( sum_{i: y_i = j} (1 - p_ij) x_i / sum_{i: y_i = j} (1 - p_ij) ),
+
+    p_ij computed with the given centres w (Eq. 2). A hard instance (small p) pulls its centre harder
+    than in k-means' mean (Eq. 5), which this reduces to as lambda -> infinity (p -> 1/K). A cluster
+    without positives (zero weight) keeps its centre. Shapes as `secu_closed_form_statistics`; (K, D).
+    """
+    sums, weights = secu_closed_form_statistics(features, centers, labels, temperature)
+    return jnp.where(weights[:, None] > 0, l2_normalize(sums), centers)
+
+
 # ------------------------------------------------------------------------------------------------
 # C2BIN (ICLR 2021 submission). Reference: shared/reference/seed_c2bin.md §2.
 

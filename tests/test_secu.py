@@ -38,6 +38,44 @@ def test_hardness_aware_closed_form_weights():
     np.testing.assert_allclose(p[jnp.arange(3), Y][:2], [0.731059, 0.450166], atol=1e-6)
 
 
+def test_closed_form_centre_is_hardness_aware():
+    # §13.7: Eq. 4 moves centre 0 toward the hard point (0.6, 0.8); k-means (Eq. 5) takes the plain mean
+    cf = losses.secu_closed_form_centers(X, W, Y, 1.0)
+    np.testing.assert_allclose(cf, [[0.805945, 0.591991], [0.0, 1.0]], atol=1e-6)
+    km = losses.l2_normalize(jnp.array([[0.8, 0.4], [0.0, 1.0]]))
+    np.testing.assert_allclose(km[0], [0.894427, 0.447214], atol=1e-6)
+    sums, weights = losses.secu_closed_form_statistics(X, W, Y, 1.0)
+    np.testing.assert_allclose(weights, [0.268941 + 0.549834, 0.268941], atol=1e-6)
+    np.testing.assert_allclose(sums[0], 0.268941 * X[0] + 0.549834 * X[1], atol=1e-6)
+
+
+def test_closed_form_centre_tends_to_kmeans():
+    # §13.8: lambda -> infinity, p -> 1/K, Eq. 4 -> the normalised cluster mean (Eq. 5)
+    np.testing.assert_allclose(losses.secu_closed_form_centers(X, W, Y, 1e6), [[0.894427, 0.447214], [0.0, 1.0]],
+                               atol=1e-6)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(24, 5))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    w = rng.normal(size=(4, 5))
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    y = rng.integers(0, 3, size=24)  # cluster 3 has no positive: it keeps its centre
+    cf = np.asarray(losses.secu_closed_form_centers(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32),
+                                                    jnp.asarray(y), 1e6))
+    mean = np.stack([x[y == j].mean(0) for j in range(3)])
+    np.testing.assert_allclose(cf[:3], mean / np.linalg.norm(mean, axis=1, keepdims=True), atol=1e-6)
+    np.testing.assert_allclose(cf[3], w[3], atol=1e-7)
+
+
+def test_closed_form_update_damping_and_empty_clusters():
+    centers = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    sums, weights = jnp.array([[0.0, 2.0], [3.0, 0.0], [0.0, 0.0]]), jnp.array([1.5, 0.5, 0.0])
+    np.testing.assert_allclose(secu.closed_form_centers(centers, sums, weights), [[0, 1], [1, 0], [0.6, 0.8]])
+    damped = np.asarray(secu.closed_form_centers(centers, sums, weights, 0.9))
+    expected = np.array([[0.9, 0.1], [0.1, 0.9]]) / np.hypot(0.9, 0.1)
+    np.testing.assert_allclose(damped[:2], expected, atol=1e-6)
+    np.testing.assert_allclose(damped[2], [0.6, 0.8])
+
+
 def test_soft_label_loss():
     key1, key2 = jax.random.split(jax.random.key(0))
     l1, l2 = jax.random.normal(key1, (5, 4)), jax.random.normal(key2, (5, 4))
@@ -216,10 +254,75 @@ def test_cluster_predicts_with_the_first_head(setup):
     assert "stored_agreement" in info
 
 
+def _np_closed_form_stats(x, w, y, temperature):
+    """numpy: S_j = sum_{y_i = j} (1 - p_ij) x_i, Z_j = sum_{y_i = j} (1 - p_ij) (Eq. 4)."""
+    logits = x @ w.T / temperature
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    hard = 1.0 - p[np.arange(len(y)), y]
+    sums, weights = np.zeros_like(w), np.zeros(len(w))
+    np.add.at(sums, y, hard[:, None] * x)
+    np.add.at(weights, y, hard)
+    return sums, weights
+
+
+@pytest.fixture(scope="module")
+def closed_form_setup():
+    cfg = tiny_config(center_update="closed_form")
+    validate_config(cfg)
+    method = secu.build(cfg, N, SPE)
+    views = jax.random.normal(jax.random.key(5), (4, B, 8, 8, 1))
+    state = method.init(jax.random.key(6), views[0])
+    return cfg, jax.jit(method.train_step), state, views
+
+
+def test_closed_form_step_sets_the_centres_from_the_epoch_sums(closed_form_setup):
+    cfg, step, state, views = closed_form_setup
+    encoder = secu.Encoder(cfg.model)
+    lam = cfg.method.center_temperature
+
+    def features(st, v):
+        z, _ = encoder.apply({"params": st.params["net"], "batch_stats": st.batch_stats}, v, train=True,
+                             mutable=["batch_stats"])
+        return np.asarray(losses.l2_normalize(z), np.float64)
+
+    def expected(st, v1, v2, idx, new, previous):
+        """numpy: the labels of the size constraint, then Eq. 4 on the sums of this epoch."""
+        x1, x2 = features(st, v1), features(st, v2)
+        for h, name in enumerate(("head00", "head01")):
+            w = np.asarray(losses.l2_normalize(st.params["centers"][name]), np.float64)
+            y = np.argmax(0.5 * (x1 @ w.T + x2 @ w.T) + np.asarray(st.extra["duals"][name])[None], axis=1)
+            np.testing.assert_array_equal(new.extra["labels"][h, idx], y)
+            s1, z1 = _np_closed_form_stats(x1, w, y, lam)
+            s2, z2 = _np_closed_form_stats(x2, w, y, lam)
+            sums, weights = previous[name][0] + s1 + s2, previous[name][1] + z1 + z2
+            np.testing.assert_allclose(new.extra["cf_sums"][name], sums, atol=1e-5)
+            np.testing.assert_allclose(new.extra["cf_weights"][name], weights, atol=1e-5)
+            norm = np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-30)
+            cf = np.where(weights[:, None] > 0, sums / norm, w)
+            assert 0 < np.sum(weights > 0) and np.any(np.abs(cf - w) > 1e-3)  # the centres did move
+            np.testing.assert_allclose(new.params["centers"][name], cf, atol=1e-5)  # not an SGD step
+        return {name: (np.asarray(new.extra["cf_sums"][name]), np.asarray(new.extra["cf_weights"][name]))
+                for name in ("head00", "head01")}
+
+    zero = {name: (0.0, 0.0) for name in ("head00", "head01")}
+    first, idx1 = step(state, views[0], views[1], jnp.arange(B), jax.random.key(0))[0], np.arange(B)
+    acc = expected(state, views[0], views[1], idx1, first, zero)  # step 0 opens the epoch: sums restart
+    idx2 = np.arange(B, 2 * B)
+    second = step(first, views[2], views[3], jnp.asarray(idx2), jax.random.key(0))[0]
+    expected(first, views[2], views[3], idx2, second, acc)  # same epoch: the sums accumulate
+    opening = second.replace(step=jnp.asarray(SPE, jnp.int32))
+    third = step(opening, views[0], views[1], jnp.arange(B), jax.random.key(0))[0]
+    expected(opening, views[0], views[1], idx1, third, zero)  # next epoch: reset
+
+
 def test_validate_rejects_bad_values():
-    for key, value in (("constraint", "both"), ("size_gamma", 0.0), ("label_weight", 1.5)):
+    for key, value in (("constraint", "both"), ("size_gamma", 0.0), ("label_weight", 1.5),
+                       ("center_update", "adam"), ("center_damping", 1.0), ("center_damping", -0.1)):
         with pytest.raises(ConfigError, match=key):
             validate_config(tiny_config(**{key: value}))
+    with pytest.raises(ConfigError, match="center_loss"):
+        validate_config(tiny_config(center_update="closed_form", center_loss="ce"))
     cfg = tiny_config()
     cfg.train.epochs = 2  # 1 initialisation + 1 warm-up epoch leave nothing for the cosine
     with pytest.raises(ConfigError, match="train.epochs"):

@@ -15,7 +15,9 @@ averaged over the two views and the H heads; one optimiser step on both. As the 
 unnormalised and normalised in every forward pass; the first epoch is the initialisation epoch (encoder
 learning rate 0, centres trained); the encoder then warms up linearly and decays with a cosine to 0,
 the centres keep a constant learning rate; weight decay on every parameter, centres included. Each view
-is its own BatchNorm batch.
+is its own BatchNorm batch. `method.center_update=closed_form` is SeCu-CF (§3.3, Table 3; not in the
+official code): the centres skip the optimiser and are set after each step to the hardness-aware mean
+of Eq. 4 over the epoch so far, w_j = Pi(sum (1 - p_ij) x_i), from sums kept in `state.extra`.
 
 Per-instance labels, duals / counts and the epoch-start centres live in `state.extra`; epoch-boundary
 work (freezing the centres, resetting the size-constraint counters) is done by the step whose
@@ -66,6 +68,17 @@ def method_config() -> ml_collections.ConfigDict:
     m.assign_score = "cosine"  # cosine: x.w as official & §4 | log_prob: log p of Eq. 9/11 (retune eta, alpha)
     m.center_loss = "secu"  # secu: positives-only centre gradient (Eq. 3) | ce: plain CE (Table 2 ablation)
     m.eval_labels = "predict"  # predict: argmax x.w_j of un-augmented images (paper) | stored: training labels
+    # How the centres follow the centre loss (SeCu §3.3, Table 3; seed_secu.md §5.3, §12.10):
+    #   sgd: SeCu-SGD, the optimiser steps on the centre loss at method.centers_lr (official code, default)
+    #   closed_form: SeCu-CF, no learning rate, momentum or weight decay on the centres; per head the
+    #     sums S_j += (1 - p_ij) x_i^s, Z_j += 1 - p_ij over both views with y^t and p from the current
+    #     centres and center_temperature, reset at every epoch start (the spec's reading); after each
+    #     step w_j = Pi(S_j) (Eq. 4 over the epoch so far) where Z_j > 0, else w_j is kept.
+    m.center_update = "sgd"
+    # SeCu-CF only: w_j <- Pi((1 - beta) Pi(S_j) + beta w_j). 0 is the paper's update (default). The spec
+    # (§12.10) finds the undamped fixed point oscillates for fixed x at lambda 0.05 / 0.2 and recommends
+    # beta 0.9 at center_temperature 0.05, 0.5 at 0.2; none is needed at 1.
+    m.center_damping = 0.0
     m.self_label = self_label_config()
     return m
 
@@ -93,6 +106,17 @@ def validate(cfg) -> None:
     choose(cfg, "method.assign_score", ("cosine", "log_prob"))
     choose(cfg, "method.center_loss", ("secu", "ce"))
     choose(cfg, "method.eval_labels", ("predict", "stored"))
+    choose(cfg, "method.center_update", ("sgd", "closed_form"))
+    if not 0.0 <= m.center_damping < 1.0:
+        raise ConfigError(
+            f"method.center_damping must lie in [0, 1), got {m.center_damping!r}; 0 is the paper's SeCu-CF, "
+            "the spec recommends 0.9 at method.center_temperature 0.05 and 0.5 at 0.2."
+        )
+    if m.center_update == "closed_form" and m.center_loss != "secu":
+        raise ConfigError(
+            "method.center_update='closed_form' is the closed form of the SeCu centre loss (Eq. 4); the 'ce' "
+            "ablation has none. Set method.center_loss='secu' or method.center_update='sgd'."
+        )
     if not isinstance(m.num_heads, int) or m.num_heads < 1:
         raise ConfigError(f"method.num_heads must be a positive integer, got {m.num_heads!r}.")
     for key in ("proj_temperature", "center_temperature"):
@@ -182,6 +206,20 @@ def count_update(counts: jax.Array, new: jax.Array, current: jax.Array) -> jax.A
     return counts + (added - removed).astype(counts.dtype)
 
 
+def closed_form_centers(centers: jax.Array, sums: jax.Array, weights: jax.Array, damping: float = 0.0) -> jax.Array:
+    """SeCu-CF's centres after a step (SeCu §3.3 w^{t:B}; Eq. 4 over the B instances of the epoch so far).
+
+    centers: (K, d) current l2-normalised w_j; sums S_j (K, d) and weights Z_j (K,) accumulated by
+    `losses.secu_closed_form_statistics` since the epoch start. w_j <- Pi(S_j) (= Pi(S_j / Z_j)) where
+    Z_j > 0, else w_j is kept. With damping beta > 0: w_j <- Pi((1 - beta) Pi(S_j) + beta w_j)
+    (seed_secu.md §12.10's remedy for the oscillating undamped fixed point).
+    """
+    target = losses.l2_normalize(sums)
+    if damping:
+        target = losses.l2_normalize((1.0 - damping) * target + damping * centers)
+    return jnp.where(weights[:, None] > 0, target, centers)
+
+
 # ------------------------------------------------------------------------------------------------
 # Schedule and optimiser
 
@@ -203,9 +241,10 @@ def learning_rate(step, base_lr: float, warmup_epochs: int, epochs: int, steps_p
     return jnp.where(c < o, 0.0, jnp.where(c < o + warm, lr_warm, lr_cos))
 
 
-def make_optimizer(cfg, steps_per_epoch: int, encoder_lr):
+def make_optimizer(cfg, steps_per_epoch: int, encoder_lr, train_centers: bool = True):
     """Two SGD groups as official SeCu: encoder under `encoder_lr(step)`, centres at the constant
-    method.centers_lr; torch semantics (coupled weight decay on every parameter, momentum buffer)."""
+    method.centers_lr; torch semantics (coupled weight decay on every parameter, momentum buffer).
+    `train_centers=False` (SeCu-CF) leaves the centres to the caller: their update is zero."""
     o = cfg.optim
 
     def sgd(lr):
@@ -215,9 +254,8 @@ def make_optimizer(cfg, steps_per_epoch: int, encoder_lr):
     def labels(params):
         return {name: jax.tree.map(lambda _: name, sub) for name, sub in params.items()}
 
-    return optax.multi_transform(
-        {"net": sgd(encoder_lr), "centers": sgd(lambda n: cfg.method.centers_lr)}, labels
-    )
+    centers = sgd(lambda n: cfg.method.centers_lr) if train_centers else optax.set_to_zero()
+    return optax.multi_transform({"net": sgd(encoder_lr), "centers": centers}, labels)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -255,11 +293,12 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
     names = _head_names(len(sizes))
     dim = cfg.model.projector_dim
     size_constraint = m.constraint == "size"
+    closed_form = m.center_update == "closed_form"
 
     def encoder_lr(n):
         return learning_rate(n, cfg.optim.lr, cfg.optim.warmup_epochs, cfg.train.epochs, steps_per_epoch, m.init_epoch)
 
-    tx = make_optimizer(cfg, steps_per_epoch, encoder_lr)
+    tx = make_optimizer(cfg, steps_per_epoch, encoder_lr, train_centers=not closed_form)
 
     def init(key, sample):
         k_net, k_centers = jax.random.split(key)
@@ -270,6 +309,15 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
             for h, (name, k) in enumerate(zip(names, sizes))
         }
         params = {"net": net_vars["params"], "centers": centers}
+        extra = {
+            "labels": jnp.full((len(sizes), num_examples), UNASSIGNED, jnp.int32),
+            "duals": {name: jnp.zeros((k,), jnp.float32) for name, k in zip(names, sizes)},
+            "counts": {name: jnp.zeros((k,), jnp.float32) for name, k in zip(names, sizes)},
+            "frozen_centers": jax.tree.map(jnp.array, centers),
+        }
+        if closed_form:  # SeCu-CF's S_h (K_h, d) and Z_h (K_h,) of the epoch so far
+            extra["cf_sums"] = {name: jnp.zeros((k, dim), jnp.float32) for name, k in zip(names, sizes)}
+            extra["cf_weights"] = {name: jnp.zeros((k,), jnp.float32) for name, k in zip(names, sizes)}
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,
@@ -277,12 +325,7 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
             target_params={},
             target_batch_stats={},
             opt_state=tx.init(params),
-            extra={
-                "labels": jnp.full((len(sizes), num_examples), UNASSIGNED, jnp.int32),
-                "duals": {name: jnp.zeros((k,), jnp.float32) for name, k in zip(names, sizes)},
-                "counts": {name: jnp.zeros((k,), jnp.float32) for name, k in zip(names, sizes)},
-                "frozen_centers": jax.tree.map(jnp.array, centers),
-            },
+            extra=extra,
         )
 
     def apply_net(params, stats, x):
@@ -313,7 +356,7 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
             z2, stats = apply_net(params["net"], stats, view2)  # each view is its own BN batch (official)
             x1, x2 = losses.l2_normalize(z1), losses.l2_normalize(z2)
             d1, d2 = jax.lax.stop_gradient(x1), jax.lax.stop_gradient(x2)
-            rep, cen, new_labels, duals, new_counts = [], [], [], {}, {}
+            rep, cen, new_labels, duals, new_counts, cf_stats = [], [], [], {}, {}, {}
             for h, name in enumerate(names):
                 w = losses.l2_normalize(params["centers"][name])
                 previous = stored[h]
@@ -327,6 +370,10 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
                     duals[name] = state.extra["duals"][name]
                     new_counts[name] = count_update(counts[name], label, previous)
                 new_labels.append(label)
+                if closed_form:  # both views, y^t, p from the current centres (seed_secu.md §12.10)
+                    sum1, weight1 = losses.secu_closed_form_statistics(d1, w, label, m.center_temperature)
+                    sum2, weight2 = losses.secu_closed_form_statistics(d2, w, label, m.center_temperature)
+                    cf_stats[name] = (sum1 + sum2, weight1 + weight2)
                 stable = m.center_loss == "secu"
                 cen.append(0.5 * (losses.secu_center_loss(d1, w, label, m.center_temperature, stable)
                                   + losses.secu_center_loss(d2, w, label, m.center_temperature, stable)))
@@ -337,19 +384,29 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
                                                        x2 @ wp.T / m.proj_temperature, last, m.label_weight))
             loss_x, loss_c = jnp.mean(jnp.stack(rep)), jnp.mean(jnp.stack(cen))  # official: / (2 H)
             loss = loss_x + loss_c
-            aux = (stats, jnp.stack(new_labels), duals, new_counts)
+            aux = (stats, jnp.stack(new_labels), duals, new_counts, cf_stats)
             return loss, (aux, {"loss": loss, "loss_x": loss_x, "loss_c": loss_c})
 
-        (_, ((batch_stats, new_labels, duals, new_counts), metrics)), grads = jax.value_and_grad(
+        (_, ((batch_stats, new_labels, duals, new_counts, cf_stats), metrics)), grads = jax.value_and_grad(
             loss_fn, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
         extra = {
             "labels": state.extra["labels"].at[:, indices].set(new_labels),
             "duals": duals,
             "counts": new_counts,
             "frozen_centers": frozen,
         }
-        state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+        if closed_form:  # SeCu-CF: the centres come from the epoch's sums, not from the optimiser
+            sums, weights, centers = {}, {}, {}
+            for name in names:  # the sums restart with every epoch (seed_secu.md §3, §12.10)
+                sums[name] = jnp.where(opens_epoch, 0.0, state.extra["cf_sums"][name]) + cf_stats[name][0]
+                weights[name] = jnp.where(opens_epoch, 0.0, state.extra["cf_weights"][name]) + cf_stats[name][1]
+                centers[name] = closed_form_centers(losses.l2_normalize(state.params["centers"][name]),
+                                                    sums[name], weights[name], m.center_damping)
+            params = {**params, "centers": centers}
+            extra.update(cf_sums=sums, cf_weights=weights)
+        state = state.replace(step=state.step + 1, params=params,
                               batch_stats=batch_stats, opt_state=opt_state, extra=extra)
         metrics.update(lr=encoder_lr(state.step - 1),
                        changed=jnp.mean((new_labels[0] != stored[0]).astype(jnp.float32)))
