@@ -2,10 +2,10 @@
 
 Targets SeCu Table 5 after both stages: SeCu-Size (mean) NMI 69.4, ACC 80.2, ARI 63.9. Stage 1 trains
 on the 105,000 train + unlabelled images (the loop scores the 5,000 labelled ones). Stage 2 (App. C.1:
-100 epochs on the 5,000 labelled images, head K only, encoder lr 0.002, alpha 600) needs a warm start
-from stage 1's checkpoint with nine heads dropped, which jaxclust does not do yet.
-Official STL-10 network: the CIFAR stem followed by MaxPool(2, 2, padding 1) and AvgPool(7); jaxclust has
-no such stem, so this uses the CIFAR stem without the max-pool (4x the activations of the official one).
+100 epochs on the 5,000 labelled images, head K only, encoder lr 0.002, alpha 600) is
+`secu_stl10_stage2.py`, warm-started from this run's workdir with --config.method.init_from.
+Official STL-10 network: the CIFAR stem followed by MaxPool(2, 2, padding 1), and AvgPool(7) over the
+7x7 last map (a global average pool): model.stem='pica'.
 """
 import importlib.util
 from pathlib import Path
@@ -27,6 +27,7 @@ def get_config():
     c.data.split = "train"  # 5,000 labelled training images ...
     c.data.unlabelled = True  # ... + 100,000 unlabelled (official --secu-num-ins 105000)
     c.data.image_size = 96
+    c.model.stem = "pica"  # official: 3x3 conv, BN, ReLU, MaxPool2d(2, 2, padding=1)
     base.secu_augment(c, min_crop=0.2)  # official --min-crop 0.2
     c.augment.mean, c.augment.std = normalization("stl10")
     c.method.centers_lr = 0.8  # official --secu-clr 0.8

@@ -182,7 +182,7 @@ def validate_config(cfg, device_count: int = 1) -> None:
     if not 0 <= cfg.optim.warmup_epochs <= cfg.train.epochs:
         raise ConfigError(
             f"optim.warmup_epochs ({cfg.optim.warmup_epochs}) must lie between 0 and train.epochs "
-            f"({cfg.train.epochs})."
+            f"({cfg.train.epochs}); for a shorter run also give --config.optim.warmup_epochs=N."
         )
     from jaxclust.methods import METHODS  # late import: method files import this module
 

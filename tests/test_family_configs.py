@@ -13,7 +13,7 @@ from jaxclust.train import dry_run
 ROOT = Path(__file__).resolve().parents[1]
 tfds = pytest.importorskip("tensorflow_datasets")
 
-CONFIGS = ["secu_cifar10", "secu_cifar20", "secu_stl10", "c2bin_cifar10", "c2bin_cifar20", "c2bin_stl10",
+CONFIGS = ["secu_cifar10", "secu_cifar20", "secu_stl10", "secu_stl10_stage2", "c2bin_cifar10", "c2bin_cifar20", "c2bin_stl10",
            "c2bin_cifar10_rep", "hadis_cifar10", "hadis_cifar20", "hadis_stl10", "hadis_imagenet10",
            "hadis_imagenet_dogs"]
 

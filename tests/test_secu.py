@@ -1,5 +1,7 @@
 """SeCu: golden values of seed_secu.md §13, the constrained assignments, the schedule and the step."""
+import importlib.util
 import itertools
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -7,8 +9,10 @@ import numpy as np
 import pytest
 
 from jaxclust import losses
+from jaxclust.checkpoint import Checkpointer
 from jaxclust.config import ConfigError, base_config, validate_config
 from jaxclust.methods import secu
+from jaxclust.train import train_and_evaluate
 
 # seed_secu.md §13.1-2: three points, two centres, labels (0, 0, 1), lambda = 1
 X = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
@@ -327,3 +331,113 @@ def test_validate_rejects_bad_values():
     cfg.train.epochs = 2  # 1 initialisation + 1 warm-up epoch leave nothing for the cosine
     with pytest.raises(ConfigError, match="train.epochs"):
         validate_config(cfg)
+
+
+# ------------------------------------------------------------------------------------------------
+# method.init_from: STL-10's stage 2 (App. C.1) warm-starts from stage 1's checkpoint, one head kept
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = 1797
+
+
+def load_config(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def tiny_digits(num_heads, **method):
+    c = load_config("secu_digits")
+    c.model.convnet_widths = (4, 8)
+    c.model.projector_hidden, c.model.projector_dim = 16, 8
+    c.method.num_heads = num_heads
+    c.method.init_epoch = False  # one epoch that trains the encoder
+    c.method.update(method)
+    c.optim.warmup_epochs = 0
+    c.train.epochs, c.train.batch_size, c.train.embed_batch_size = 1, 256, 512
+    c.train.checkpoint_every_epochs = c.train.log_every_epochs = c.kmeans.every = 1
+    return c
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    """A 1-epoch SeCu run on digits with 3 heads (10, 20, 30 centres) and its final checkpoint."""
+    workdir = tmp_path_factory.mktemp("stage1")
+    cfg = tiny_digits(3)
+    train_and_evaluate(cfg, workdir)
+    like = jax.eval_shape(secu.build(cfg, DIGITS, DIGITS // 256).init, jax.random.key(0), jnp.zeros((2, 8, 8, 1)))
+    checkpointer = Checkpointer(workdir)
+    epoch = checkpointer.latest_epoch()
+    final, _ = checkpointer.restore(epoch, like)
+    checkpointer.close()
+    assert epoch == 1 and int(final.step) == DIGITS // 256
+    return workdir, final
+
+
+def test_stage2_starts_from_stage1_encoder_and_kept_head(stage1, tmp_path):
+    workdir, final = stage1
+    cfg = tiny_digits(1, init_from=str(workdir))  # stage 2: head K = 10 only
+    cfg.train.epochs = 2
+    validate_config(cfg)
+    method = secu.build(cfg, 500, 2)
+    state = jax.jit(method.init)(jax.random.key(7), jnp.zeros((2, 8, 8, 1)))
+    for got, want in ((state.params["net"], final.params["net"]), (state.batch_stats, final.batch_stats)):
+        assert jax.tree.structure(got) == jax.tree.structure(want)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_array_equal(a, b)  # exactly stage 1's
+    # the kept head is stage 1's head of K = 10 centres, as stored; the 20- and 30-centre heads are dropped
+    assert sorted(state.params["centers"]) == ["head00"] and sorted(final.params["centers"]) == ["head00", "head01", "head02"]
+    np.testing.assert_array_equal(state.params["centers"]["head00"], final.params["centers"]["head00"])
+    assert list(state.extra["duals"]) == list(state.extra["counts"]) == list(state.extra["frozen_centers"]) == ["head00"]
+    # everything else starts fresh: step, labels of the new data set, duals / counts, optimiser state
+    assert int(state.step) == 0 and state.extra["labels"].shape == (1, 500)
+    assert np.all(np.asarray(state.extra["labels"]) == secu.UNASSIGNED)
+    assert not np.any(np.asarray(state.extra["duals"]["head00"])) and not np.any(np.asarray(state.extra["counts"]["head00"]))
+    assert all(not np.any(np.asarray(leaf)) for leaf in jax.tree.leaves(state.opt_state))
+    assert any(np.any(np.asarray(leaf)) for leaf in jax.tree.leaves(final.opt_state))  # stage 1's was not
+    # a head of another size keeps stage 1's head of that size: K = 20 -> stage 1's head01
+    cfg20 = tiny_digits(1, init_from=str(workdir))
+    cfg20.kmeans.num_clusters = 20
+    other = secu.build(cfg20, 500, 2).init(jax.random.key(7), jnp.zeros((2, 8, 8, 1)))
+    np.testing.assert_array_equal(other.params["centers"]["head00"], final.params["centers"]["head01"])
+    # the warm state trains: one step assigns the batch with the kept head and moves the encoder
+    views = jax.random.normal(jax.random.key(8), (2, 16, 8, 8, 1))
+    new, metrics = jax.jit(method.train_step)(state, views[0], views[1], jnp.arange(16), jax.random.key(9))
+    assert np.isfinite(float(metrics["loss"])) and np.all(np.asarray(new.extra["labels"][0, :16]) >= 0)
+    assert any(np.any(a != b) for a, b in zip(jax.tree.leaves(new.params["net"]), jax.tree.leaves(state.params["net"])))
+
+
+def test_init_from_errors_name_the_key(stage1, tmp_path):
+    workdir, _ = stage1
+    missing = tmp_path / "no_such_run"
+    for path in (missing, tmp_path):  # no directory; a directory without checkpoints
+        with pytest.raises(ConfigError, match=r"method\.init_from .* has no checkpoint"):
+            validate_config(tiny_digits(1, init_from=str(path)))
+        with pytest.raises(ConfigError, match=r"method\.init_from .* has no checkpoint"):
+            secu.build(tiny_digits(1, init_from=str(path)), 500, 2)
+    assert not missing.exists() and not (tmp_path / "checkpoints").exists()  # nothing created
+    wider = tiny_digits(1, init_from=str(workdir))
+    wider.model.convnet_widths = (4, 16)
+    with pytest.raises(ConfigError, match=r"method\.init_from .* another architecture"):
+        secu.build(wider, 500, 2)
+    no_head = tiny_digits(1, init_from=str(workdir))
+    no_head.kmeans.num_clusters = 40
+    with pytest.raises(ConfigError, match=r"method\.init_from .* no head of 40 centres"):
+        secu.build(no_head, 500, 2)
+    both = tiny_digits(1, init_from=str(workdir))
+    both.method.self_label.enabled, both.method.self_label.init_workdir = True, str(workdir)
+    with pytest.raises(ConfigError, match=r"method\.init_from"):
+        validate_config(both)
+
+
+def test_stl10_stage2_config():
+    one, two = load_config("secu_stl10"), load_config("secu_stl10_stage2")
+    assert (two.data.name, two.data.split, two.data.unlabelled) == ("stl10", "train", False)
+    assert (two.method.num_heads, two.kmeans.num_clusters, two.method.init_from) == (1, 10, "")
+    assert (two.optim.lr, two.method.entropy_alpha, two.train.epochs) == (0.002, 600.0, 101)
+    changed = {"data.unlabelled", "method.num_heads", "optim.lr", "method.entropy_alpha", "train.epochs"}
+    flat = lambda c: {f"{s}.{k}": v for s, sec in c.to_dict().items() if isinstance(sec, dict) for k, v in sec.items()}  # noqa: E731
+    assert {k for k, v in flat(one).items() if flat(two)[k] != v} == changed  # the rest as stage 1 (App. C.1)
+    assert two.method.center_temperature == 1.0  # seed_secu.md §12.5
+    validate_config(two)

@@ -25,7 +25,9 @@ work (freezing the centres, resetting the size-constraint counters) is done by t
 prediction argmax_j x.w_j of un-augmented images (SeCu §4, SCAN's protocol), or the stored labels.
 
 The optional self-labeling stage (SeCu §4.2) is `method.self_label.*`: a run that loads a finished
-SeCu run's checkpoint and fine-tunes its head-K classifier; see `self_label_config`.
+SeCu run's checkpoint and fine-tunes its head-K classifier; see `self_label_config`. `method.init_from`
+warm-starts SeCu itself from another SeCu run (STL-10's stage 2, App. C.1): encoder and the centres of
+the heads this run keeps come from that run's newest checkpoint, everything else starts fresh.
 """
 from __future__ import annotations
 
@@ -79,6 +81,12 @@ def method_config() -> ml_collections.ConfigDict:
     # (§12.10) finds the undamped fixed point oscillates for fixed x at lambda 0.05 / 0.2 and recommends
     # beta 0.9 at center_temperature 0.05, 0.5 at 0.2; none is needed at 1.
     m.center_damping = 0.0
+    # Warm start (SeCu App. C.1, STL-10 stage 2; seed_secu.md §7.3): '' = off, else the workdir of a SeCu run.
+    # Its newest checkpoint gives the encoder (net params + BatchNorm statistics) and, for each head of this
+    # run (sizes K, 2K, ... from kmeans.num_clusters and num_heads), the centres of its head of the same size;
+    # its other heads are dropped. Optimiser state, labels, duals / counts and the step start fresh. The
+    # model.* settings must match that run's (checked before anything is compiled).
+    m.init_from = ""
     m.self_label = self_label_config()
     return m
 
@@ -130,6 +138,13 @@ def validate(cfg) -> None:
         raise ConfigError("method.dual_lr, method.entropy_alpha and method.centers_lr must be non-negative.")
     if cfg.optim.name != "sgd":
         raise ConfigError(f"SeCu trains with SGD (official main.py); set optim.name=sgd, got {cfg.optim.name!r}.")
+    if not isinstance(m.init_from, str):
+        raise ConfigError(f"method.init_from must be a workdir path ('' = off), got {m.init_from!r}.")
+    if m.init_from:
+        if m.self_label.enabled:
+            raise ConfigError("method.init_from warm-starts SeCu training, the self-labeling stage reads "
+                              "method.self_label.init_workdir instead; set --config.method.init_from=''.")
+        checkpoint_directory(m.init_from, "method.init_from")  # fails here, before the data is loaded
     if m.self_label.enabled:  # init_workdir is checked when the stage loads it
         if not 0.0 <= m.self_label.threshold < 1.0:
             raise ConfigError(f"method.self_label.threshold must lie in [0, 1), got {m.self_label.threshold!r}.")
@@ -284,6 +299,82 @@ def _head_names(n: int) -> tuple[str, ...]:
     return tuple(f"head{h:02d}" for h in range(n))  # zero-padded: sorted pytree order = head order
 
 
+# ------------------------------------------------------------------------------------------------
+# Reading another run's checkpoint (method.init_from, method.self_label.init_workdir)
+
+
+def checkpoint_directory(workdir: str, key: str) -> Path:
+    """WORKDIR/checkpoints of the run named by config `key`; ConfigError if it is missing. Checked before a
+    Checkpointer is opened, which would create the directory."""
+    directory = Path(workdir) / "checkpoints"  # jaxclust.checkpoint.Checkpointer's default directory
+    if not directory.is_dir():
+        raise ConfigError(f"{key} {str(workdir)!r} has no checkpoint (no {str(directory)!r}); train a SeCu run "
+                          "in that workdir first or pass the workdir of one.")
+    return directory
+
+
+def restore_newest(workdir: str, key: str, like=None):
+    """The state in the newest checkpoint of the run in `workdir` (named by config `key` in errors): a
+    TrainState shaped as `like`, or with `like=None` the saved tree as nested dicts of whatever shapes it has."""
+    from jaxclust.checkpoint import Checkpointer  # late: only the stages that read another run need it
+
+    checkpoint_directory(workdir, key)
+    checkpointer = Checkpointer(workdir)
+    try:
+        epoch = checkpointer.latest_epoch()
+        if epoch is None:
+            raise ConfigError(f"{key} {str(workdir)!r} has no complete checkpoint; train a SeCu run in that "
+                              "workdir first or pass the workdir of one.")
+        try:
+            state, _ = checkpointer.restore(epoch, like)
+        except (ValueError, KeyError, TypeError) as error:  # orbax: the saved tree does not fit `like`
+            raise ConfigError(f"{key} {str(workdir)!r}: its checkpoint of epoch {epoch} does not fit this config "
+                              f"({type(error).__name__}: {str(error)[:200]}); use the settings of that run.") from error
+    finally:
+        checkpointer.close()
+    return state
+
+
+def _shapes(tree) -> dict:
+    return {jax.tree_util.keystr(path): (tuple(leaf.shape), str(leaf.dtype))
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def load_warm_start(cfg, net: nn.Module, names, sizes) -> dict:
+    """method.init_from: {"net", "batch_stats", "centers"} from the newest checkpoint of that SeCu run.
+
+    The encoder must have this config's architecture (same parameter and BatchNorm-statistic paths,
+    shapes and dtypes); this run's head `names[h]` of `sizes[h]` centres takes that run's head of the
+    same size, its other heads are dropped. Called outside jit, before anything is compiled."""
+    key, workdir = "method.init_from", cfg.method.init_from
+    source = restore_newest(workdir, key)  # no target: a run of any N and number of heads loads
+    params = source.get("params") if isinstance(source, dict) else None
+    if not (isinstance(params, dict) and "net" in params and isinstance(params.get("centers"), dict)):
+        raise ConfigError(f"{key} {str(workdir)!r} does not hold a SeCu run (its checkpoint has no params.net and "
+                          "params.centers); pass the workdir of a SeCu run.")
+    size = cfg.data.image_size
+    sample = jax.ShapeDtypeStruct((2, size, size, len(cfg.augment.mean)), jnp.float32)
+    like = jax.eval_shape(lambda x: net.init(jax.random.key(0), x, train=False), sample)
+    encoder = {"params": params["net"], "batch_stats": source.get("batch_stats", {})}
+    for part in ("params", "batch_stats"):
+        got, want = _shapes(encoder[part]), _shapes(like[part])
+        if got != want:
+            where = sorted(set(got) ^ set(want)) or sorted(p for p in got if got[p] != want[p])
+            raise ConfigError(
+                f"{key} {str(workdir)!r} holds an encoder of another architecture (its {part} differ from this "
+                f"config's at {where[0]}: {got.get(where[0])} there, {want.get(where[0])} here); set model.* as "
+                "in that run or pass another workdir.")
+    by_size = {int(c.shape[0]): c for _, c in sorted(params["centers"].items())}
+    centers = {}
+    for name, k in zip(names, sizes):
+        if k not in by_size or by_size[k].shape[1:] != (cfg.model.projector_dim,):
+            raise ConfigError(
+                f"{key} {str(workdir)!r} has no head of {k} centres of dimension {cfg.model.projector_dim} (its "
+                f"heads: {sorted(by_size)}); set kmeans.num_clusters and method.num_heads to heads of that run.")
+        centers[name] = jnp.asarray(by_size[k], jnp.float32)
+    return {"net": encoder["params"], "batch_stats": encoder["batch_stats"], "centers": centers}
+
+
 def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
     if cfg.method.self_label.enabled:
         return build_self_label(cfg, num_examples, steps_per_epoch)
@@ -294,6 +385,8 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
     dim = cfg.model.projector_dim
     size_constraint = m.constraint == "size"
     closed_form = m.center_update == "closed_form"
+    # method.init_from: read here, outside jit (the jitted init closes over the restored arrays)
+    warm = load_warm_start(cfg, net, names, sizes) if m.init_from else None
 
     def encoder_lr(n):
         return learning_rate(n, cfg.optim.lr, cfg.optim.warmup_epochs, cfg.train.epochs, steps_per_epoch, m.init_epoch)
@@ -302,18 +395,24 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
 
     def init(key, sample):
         k_net, k_centers = jax.random.split(key)
-        net_vars = net.init(k_net, sample, train=False)
-        # official: center = F.normalize(torch.randn(d, K), dim=0); stored as (K, d) rows here
-        centers = {
-            name: losses.l2_normalize(jax.random.normal(jax.random.fold_in(k_centers, h), (k, dim)))
-            for h, (name, k) in enumerate(zip(names, sizes))
-        }
+        if warm is None:
+            net_vars = net.init(k_net, sample, train=False)
+            # official: center = F.normalize(torch.randn(d, K), dim=0); stored as (K, d) rows here
+            centers = {
+                name: losses.l2_normalize(jax.random.normal(jax.random.fold_in(k_centers, h), (k, dim)))
+                for h, (name, k) in enumerate(zip(names, sizes))
+            }
+            frozen = jax.tree.map(jnp.array, centers)
+        else:  # method.init_from: the other run's encoder and kept centres, as stored (un-normalised)
+            net_vars = {"params": warm["net"], "batch_stats": warm["batch_stats"]}
+            centers = dict(warm["centers"])
+            frozen = jax.tree.map(losses.l2_normalize, centers)  # W^p; step 0 opens an epoch and refreezes
         params = {"net": net_vars["params"], "centers": centers}
         extra = {
             "labels": jnp.full((len(sizes), num_examples), UNASSIGNED, jnp.int32),
             "duals": {name: jnp.zeros((k,), jnp.float32) for name, k in zip(names, sizes)},
             "counts": {name: jnp.zeros((k,), jnp.float32) for name, k in zip(names, sizes)},
-            "frozen_centers": jax.tree.map(jnp.array, centers),
+            "frozen_centers": frozen,
         }
         if closed_form:  # SeCu-CF's S_h (K_h, d) and Z_h (K_h,) of the epoch so far
             extra["cf_sums"] = {name: jnp.zeros((k, dim), jnp.float32) for name, k in zip(names, sizes)}
@@ -439,21 +538,12 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
 
 def load_secu_state(cfg, num_examples: int, steps_per_epoch: int, sample):
     """The last TrainState of the SeCu run in method.self_label.init_workdir (its config must match this one's)."""
-    from jaxclust.checkpoint import Checkpointer  # late: only this stage reads another run
-
     if not cfg.method.self_label.init_workdir:
         raise ConfigError("method.self_label.enabled needs method.self_label.init_workdir, the workdir of a SeCu run.")
-    workdir = Path(cfg.method.self_label.init_workdir)
     source_cfg = ml_collections.ConfigDict(cfg.to_dict())
     source_cfg.method.self_label.enabled = False
     like = jax.eval_shape(build(source_cfg, num_examples, steps_per_epoch).init, jax.random.key(0), sample)
-    checkpointer = Checkpointer(workdir)
-    epoch = checkpointer.latest_epoch()
-    if epoch is None:
-        raise ConfigError(f"method.self_label.init_workdir {str(workdir)!r} has no checkpoint; train SeCu there first.")
-    state, _ = checkpointer.restore(epoch, like)
-    checkpointer.close()
-    return state
+    return restore_newest(cfg.method.self_label.init_workdir, "method.self_label.init_workdir", like)
 
 
 def build_self_label(cfg, num_examples: int, steps_per_epoch: int) -> Method:
