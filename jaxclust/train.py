@@ -76,6 +76,8 @@ class _Run:
     def __init__(self, cfg, workdir: Path, mesh=None):
         self.cfg, self.workdir = cfg, workdir
         self.mesh = parallel.make_mesh() if mesh is None else mesh
+        self.replicated = parallel.replicated(self.mesh)
+        self.sharded = parallel.batch_sharded(self.mesh)
         validate_config(cfg, device_count=self.mesh.size)
         self.streaming = bool(cfg.data.streaming)
         if self.streaming and cfg.train.resample:
@@ -83,6 +85,8 @@ class _Run:
                               "does not hold; set --config.train.resample=False.")
         self.bank = self._load(cfg.data)
         validate_data(cfg, self.bank)
+        # An in-memory bank is replicated: every device can gather any batch without communication.
+        self.images = self._put(self.bank)
         self.heldout = None  # eval.split: (source, device images or None when streamed)
         if cfg.eval.split:
             heldout_cfg = ml_collections.ConfigDict(cfg.data.to_dict())
@@ -90,6 +94,7 @@ class _Run:
             heldout = self._load(heldout_cfg)
             if heldout.labels is None:
                 raise ConfigError(f"eval.split={cfg.eval.split!r} has no labels to score; set --config.eval.split=''.")
+            self.heldout = (heldout, self._put(heldout))
         n, batch = self.bank.num_examples, cfg.train.batch_size
         self.steps_per_epoch = n // batch
         self.method = build_method(cfg, n, self.steps_per_epoch)
@@ -100,12 +105,6 @@ class _Run:
         self.init_key, self.data_key, self.train_key, self.cluster_key = (
             jax.random.fold_in(root, i) for i in range(4)
         )
-        self.replicated = parallel.replicated(self.mesh)
-        self.sharded = parallel.batch_sharded(self.mesh)
-        # An in-memory bank is replicated: every device can gather any batch without communication.
-        self.images = None if self.streaming else parallel.put_global(self.bank.images, self.replicated)
-        if cfg.eval.split:
-            self.heldout = (heldout, None if self.streaming else parallel.put_global(heldout.images, self.replicated))
 
         aug, views, size, method = self.aug, self.views, self.size, self.method
 
@@ -131,6 +130,10 @@ class _Run:
 
             return StreamingSource(data_cfg)
         return load_source(data_cfg)
+
+    def _put(self, bank):
+        """The images of an in-memory bank on every device; None for a streamed set."""
+        return None if self.streaming else parallel.put_global(bank.images, self.replicated)
 
     def init_state(self):
         first = self.bank.sample(2) if self.streaming else self.bank.images[:2]
