@@ -20,7 +20,7 @@ sentence for a mistake a user can make (no checkpoint, a checkpoint that does no
 """
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -45,6 +45,8 @@ config_flags.DEFINE_config_dict("report", _report_config(), "Report settings (--
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:  # orbax logs every checkpoint write at INFO: keep the console to progress
+        logging.set_verbosity(logging.WARNING)
     from jaxclust.config import ConfigError
     from jaxclust.convert import ConversionError
     from jaxclust.data.sources import DataError

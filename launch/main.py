@@ -11,7 +11,7 @@ import json
 import re
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -44,6 +44,8 @@ def start_distributed() -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:  # orbax logs every checkpoint write at INFO: keep the console to progress
+        logging.set_verbosity(logging.WARNING)
     from jaxclust.config import ConfigError
     from jaxclust.data.sources import DataError
     from jaxclust.train import WorkdirError, dry_run, train_and_evaluate

@@ -6,6 +6,7 @@ The kills are made by tests/kill_at.py, which counts calls inside the process, s
 same point on any machine."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,8 @@ def run(workdir, *extra, kill=None):
         assert not (workdir / "summary.json").exists()
     else:
         assert out.returncode == 0, out.stderr[-3000:]
+        # the console shows progress lines only, no library INFO logs (absl format: I1122 17:37:18...)
+        assert not re.search(r"^I\d{4} ", out.stderr, re.MULTILINE), out.stderr[:1000]
     return out.stdout
 
 
