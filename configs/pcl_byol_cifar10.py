@@ -21,7 +21,11 @@ def _load(name):
 
 
 def get_config():
-    c = _load("byol_cifar10")
+    return with_pcl(_load("byol_cifar10"))
+
+
+def with_pcl(c):
+    """A BYOL config plus ProPos' PCL term (also used by pcl_byol_cifar20.py)."""
     byol_section = c.method
     c.method = pcl.method_config("propos_byol")
     for key in ("ema_momentum", "ema_increase", "forward"):

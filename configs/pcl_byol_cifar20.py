@@ -10,23 +10,13 @@ output (as ProPos' PSL); the E-step clusters the target projector features.
 import importlib.util
 from pathlib import Path
 
-from jaxclust.methods import pcl
-
 
 def _load(name):
     spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config()
+    return module
 
 
 def get_config():
-    c = _load("byol_cifar20")
-    byol_section = c.method
-    c.method = pcl.method_config("propos_byol")
-    for key in ("ema_momentum", "ema_increase", "forward"):
-        if key in byol_section:
-            c.method[key] = byol_section[key]  # the BYOL run's own values
-    c.method.proto_warmup_epochs = c.optim.warmup_epochs  # ProPos gates cls_loss by its lr warm-up (50)
-    c.kmeans.every = 1  # PCL: an E-step every epoch (ProPos json reassign 1)
-    return c
+    return _load("pcl_byol_cifar10").with_pcl(_load("byol_cifar20").get_config())
