@@ -1,8 +1,6 @@
 """An npz file written from scikit-learn's digits trains exactly like the built-in digits source:
 same seed, same metrics.jsonl (timing keys aside)."""
-import importlib.util
 import json
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -11,27 +9,9 @@ from jax.experimental.compilation_cache import compilation_cache as jax_cache
 from sklearn import datasets
 
 from jaxclust.train import train_and_evaluate
+from test_train_e2e import tiny_digits_config
 
-ROOT = Path(__file__).resolve().parents[1]
 TIMING_KEYS = {"wall_seconds", "session_seconds", "e_step_seconds"}
-
-
-def tiny_digits_config():
-    spec = importlib.util.spec_from_file_location("propos_digits", ROOT / "configs" / "propos_digits.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
-    c.model.convnet_widths = (8, 16)
-    c.model.projector_hidden = 32
-    c.model.projector_dim = 16
-    c.model.predictor_hidden = 32
-    c.train.epochs = 2
-    c.train.batch_size = 256
-    c.optim.warmup_epochs = 1  # PSL and the PSA noise are on in epoch 2
-    c.kmeans.every = 1
-    c.kmeans.n_init = 2
-    c.kmeans.max_iter = 20
-    return c
 
 
 def records(workdir):
@@ -60,9 +40,9 @@ def test_npz_of_digits_gives_the_digits_metrics(tmp_path, compilation_cache):
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)  # (N, 8, 8): grey, no channel axis
     np.savez(tmp_path / "digits.npz", images=images, labels=digits.target)
 
-    builtin = tiny_digits_config()
+    builtin = tiny_digits_config(epochs=2)
     train_and_evaluate(builtin, tmp_path / "builtin")
-    from_file = tiny_digits_config()
+    from_file = tiny_digits_config(epochs=2)
     from_file.data.source = "npz"  # as --config.data.source=npz --config.data.path=FILE
     from_file.data.path = str(tmp_path / "digits.npz")
     train_and_evaluate(from_file, tmp_path / "npz")

@@ -1,5 +1,4 @@
 """launch/evaluate.py's report on a tiny digits run; its pieces (kNN, matching, linear probe, events)."""
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,34 +10,16 @@ import pytest
 from jaxclust.evaluate import analysis, linear, tensorboard
 from jaxclust.evaluate.report import default_config, evaluate, load_run_config
 from jaxclust.train import train_and_evaluate
+from test_train_e2e import tiny_digits_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = {"confusion_matrix.png", "cluster_sizes.png", "training_curves.png", "cluster_samples.png", "tsne.png"}
 
 
-def tiny_digits_config():
-    spec = importlib.util.spec_from_file_location("propos_digits", ROOT / "configs" / "propos_digits.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
-    c.model.convnet_widths = (8, 16)
-    c.model.projector_hidden = 32
-    c.model.projector_dim = 16
-    c.model.predictor_hidden = 32
-    c.train.epochs = 2
-    c.train.batch_size = 256
-    c.train.checkpoint_every_epochs = 1
-    c.optim.warmup_epochs = 1
-    c.kmeans.every = 1
-    c.kmeans.n_init = 2
-    c.kmeans.max_iter = 20
-    return c
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("digits")
-    train_and_evaluate(tiny_digits_config(), workdir)
+    train_and_evaluate(tiny_digits_config(epochs=2), workdir)
     return workdir
 
 
@@ -55,7 +36,7 @@ def small_report_config():
 
 
 def test_run_saves_its_config(run_dir):
-    cfg = tiny_digits_config()
+    cfg = tiny_digits_config(epochs=2)
     assert load_run_config(run_dir).to_dict() == cfg.to_dict()
 
 

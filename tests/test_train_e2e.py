@@ -20,13 +20,14 @@ def load_config(name):
     return module.get_config()
 
 
-def tiny_digits_config():
+def tiny_digits_config(epochs: int = 3):
+    """propos_digits with a tiny network and run: compiles in seconds, checkpoints every epoch."""
     c = load_config("propos_digits")
     c.model.convnet_widths = (8, 16)
     c.model.projector_hidden = 32
     c.model.projector_dim = 16
     c.model.predictor_hidden = 32
-    c.train.epochs = 3
+    c.train.epochs = epochs
     c.train.batch_size = 256
     c.train.checkpoint_every_epochs = 1
     c.optim.warmup_epochs = 1  # PSL and the PSA noise switch on from epoch 2
