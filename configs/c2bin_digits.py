@@ -5,31 +5,25 @@ The same data, augmentation, ConvNet, projector/predictor sizes and budget as `p
 lambda_clust = lambda_ent = 1, constant EMA 0.995, Adam with a cosine learning rate to 0, no weight
 decay); labels are argmax of the K = 10 head.
 """
+import importlib.util
+from pathlib import Path
+
 from jaxclust.config import base_config
 from jaxclust.methods import c2bin
 
 
+def _propos_digits():
+    spec = importlib.util.spec_from_file_location("propos_digits", Path(__file__).with_name("propos_digits.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
 def get_config():
     c = base_config()
-    c.data.source = "digits"
-    c.data.name = "digits"
-    c.data.image_size = 8  # native size
-
-    # propos_digits.py's augmentation: small affine instead of crops, brightness/contrast, no flip
-    c.augment.crop = False
-    c.augment.affine = True
-    c.augment.affine_rotation = 15.0
-    c.augment.affine_shift = 1.0
-    c.augment.affine_scale = (0.9, 1.1)
-    c.augment.flip_prob = 0.0
-    c.augment.jitter_prob = 0.8
-    c.augment.brightness = 0.4
-    c.augment.contrast = 0.4
-    c.augment.saturation = 0.0
-    c.augment.hue = 0.0
-    c.augment.grayscale_prob = 0.0
-    c.augment.mean = (0.3053,)
-    c.augment.std = (0.3759,)
+    # propos_digits.py's data and augmentation (small affine instead of crops, brightness/contrast, no flip)
+    digits = _propos_digits()
+    c.data, c.augment = digits.data, digits.augment
 
     c.model.backbone = "convnet"
     c.model.convnet_widths = (32, 64, 128)

@@ -11,31 +11,25 @@ most clusters empty, the duals then move whole batches into one cluster and the 
 collapses onto those labels. The entropy constraint (alpha = 6 N / 50, the paper's rule) uses exact
 global counts and does not depend on the number of steps.
 """
+import importlib.util
+from pathlib import Path
+
 from jaxclust.config import base_config
 from jaxclust.methods import secu
 
 
+def _propos_digits():
+    spec = importlib.util.spec_from_file_location("propos_digits", Path(__file__).with_name("propos_digits.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
 def get_config():
     c = base_config()
-    c.data.source = "digits"
-    c.data.name = "digits"
-    c.data.image_size = 8  # native size
-
-    # propos_digits.py's augmentation: small affine instead of crops, brightness/contrast, no flip
-    c.augment.crop = False
-    c.augment.affine = True
-    c.augment.affine_rotation = 15.0
-    c.augment.affine_shift = 1.0
-    c.augment.affine_scale = (0.9, 1.1)
-    c.augment.flip_prob = 0.0
-    c.augment.jitter_prob = 0.8
-    c.augment.brightness = 0.4
-    c.augment.contrast = 0.4
-    c.augment.saturation = 0.0
-    c.augment.hue = 0.0
-    c.augment.grayscale_prob = 0.0
-    c.augment.mean = (0.3053,)
-    c.augment.std = (0.3759,)
+    # propos_digits.py's data and augmentation (small affine instead of crops, brightness/contrast, no flip)
+    digits = _propos_digits()
+    c.data, c.augment = digits.data, digits.augment
 
     c.model.backbone = "convnet"
     c.model.convnet_widths = (32, 64, 128)
