@@ -3,6 +3,7 @@
     python bench/kmeans.py [--ks 10,200] [--n 60000] [--restarts 3] [--iters 10] [--reps 3]
     python bench/kmeans.py --large          # adds N=1.28M, D=256, K=1000 (several minutes on 2 cores)
     python bench/kmeans.py --large_only
+    python bench/kmeans.py --devices_only [--fake_devices 2]   # restarts row-sharded vs spread over devices
 
 Needs `pip install -e ".[bench]"` (faiss-cpu).
 
@@ -16,7 +17,9 @@ followed by exactly `--iters` Lloyd iterations on all N points:
 - jaxclust `spherical_kmeans(..., tol=0, early_stop=False)`: the official ProPos algorithm (greedy
   k-means++ with 2 + log K candidates per centre, plain-mean centres, cosine assignment, best inertia
   over every iteration of every restart); early_stop=False disables both convergence rules, so each
-  restart runs exactly `--iters` iterations;
+  restart runs exactly `--iters` iterations; a second row with `n_local_trials=1`, plain k-means++
+  (one candidate per centre), which does the seeding work of faiss's k-means++ (one D^2-sampled
+  candidate per centre; jaxclust samples by D, the official potential, at the same cost);
 - faiss `faiss.Kmeans(spherical=True, nredo=restarts, niter=iters)` with k-means++ init (and a second
   row with faiss's default random init), `max_points_per_centroid=N` (faiss otherwise trains on a
   subsample of 256 K points) and `early_stop_threshold=-1` (faiss >= 1.12 otherwise stops when the
@@ -37,8 +40,16 @@ time (lowering + XLA compilation, once per shape and setting) is printed apart f
 
 Threads: by default each library uses its own thread pools (XLA, faiss's OpenMP, OpenBLAS); on a machine
 shared with other jobs, OpenMP/BLAS threads that spin-wait for busy cores can slow some calls down by
-10x. `--single_thread` runs every library on one thread, a per-core comparison that such load distorts
-least. `cpu s` is the process's CPU time (all threads), a second view when wall time is noisy.
+10x. `--single_thread` pins the process to one core (the first it may use; choose it with `taskset`) and
+runs every library on one thread, a per-core comparison that such load distorts least. `cpu s` is the process's CPU time (all threads), a second view when wall time is noisy.
+
+Devices section (run when JAX sees several devices, or alone with --devices_only): the official
+k-means (greedy k-means++, tol 1e-4, `--device_restarts` restarts of at most `--iters` iterations) on
+features row-sharded over every device, with each restart using all devices (restart_mesh=None)
+against the restarts spread over the devices, each on a whole copy (restart_mesh=mesh, the auto
+choice of `kmeans.restarts_over_devices` when the device count divides the restarts), and whether
+each gives the one-device labels. Simulated CPU devices share the machine's cores, so only real
+accelerators say which is faster there.
 
 --large: jaxclust seconds per Lloyd iteration and peak memory at N=1.28M, D=256, K=1000, for two
 assignment chunk sizes, each in a fresh subprocess. Seconds per iteration = (time of max_iter=1+M
@@ -46,8 +57,8 @@ minus time of max_iter=1) / M with a random init (k-means++ there would take lon
 iterations). Peak memory = the process's resident-set high-water mark (Linux VmHWM, reset through
 /proc/self/clear_refs just before each call) minus the resident set at that moment, which already holds
 the (N, D) input, so it counts what a call allocates on top of its input (largest over the max_iter=1+M
-calls: a real E-step loops, while with max_iter=1 XLA drops the loop and plans one more copy of x); XLA's own buffer plan
-(`compiled.memory_analysis()`, temporaries) is printed next to it. faiss runs the same iterations in
+calls, a real E-step loops; they run first, as XLA's CPU client keeps memory it freed for later calls);
+XLA's own buffer plan (`compiled.memory_analysis()`, temporaries) is printed next to it. faiss runs the same iterations in
 its own subprocess as the baseline.
 """
 from __future__ import annotations
@@ -125,7 +136,7 @@ class Contender:
         self.labels, self.iters, self.short_iters = None, 0, 0
 
 
-def jaxclust_contender(x, k, restarts, iters, chunk_size, seed):
+def jaxclust_contender(x, k, restarts, iters, chunk_size, seed, n_local_trials=None):
     import jax
 
     from jaxclust import kmeans as km
@@ -135,7 +146,7 @@ def jaxclust_contender(x, k, restarts, iters, chunk_size, seed):
     compiled, compile_s = {}, None
     for m in {iters, 1}:
         fn = jax.jit(functools.partial(km.spherical_kmeans, k=k, n_init=restarts, max_iter=m, tol=0.0,
-                                       chunk_size=chunk_size, early_stop=False))
+                                       chunk_size=chunk_size, early_stop=False, n_local_trials=n_local_trials))
         t0 = time.perf_counter()
         compiled[m] = fn.lower(key, xj).compile()
         if m == iters:
@@ -146,7 +157,8 @@ def jaxclust_contender(x, k, restarts, iters, chunk_size, seed):
         assert int(res.n_iter) == m, "early_stop=False runs exactly max_iter iterations"
         return np.asarray(res.labels), restarts * m
 
-    return Contender("jaxclust spherical_kmeans", "k-means++ greedy", run, compile_s)
+    init = "k-means++ greedy" if n_local_trials is None else f"k-means++ {n_local_trials} cand."
+    return Contender("jaxclust spherical_kmeans", init, run, compile_s)
 
 
 def _faiss_kmeans(d, k, n, restarts, iters, seed, init):
@@ -192,7 +204,9 @@ def sklearn_contender(x, k, restarts, seed):
 def measure(contenders, iters, reps):
     """`reps` rounds; each round runs every contender with `iters` and then with 1 Lloyd iteration per
     restart, so load drift on a shared machine hits all of them alike. jaxclust runs once untimed first."""
-    contenders[0].run(iters)
+    for c in contenders:
+        if c.method.startswith("jaxclust"):
+            c.run(iters)
     for _ in range(reps):
         for c in contenders:
             wall, cpu, (c.labels, c.iters) = clock(lambda: c.run(iters))
@@ -213,6 +227,7 @@ def print_small_table(contenders, k, args, x, y):
                          nmi=nmi(y, c.labels), objective=spherical_objective(x, c.labels, k)))
     sk = next((r for r in rows if r["c"].method.startswith("sklearn")), None)
     fa = next((r for r in rows if r["c"].method.startswith("faiss") and r["c"].init == "k-means++"), None)
+    plain = next((r for r in rows if r["c"].init.startswith("k-means++ 1 ")), None)
 
     def ratio(a, b):
         return f"{a / b:.2f}" if b and b > 0 and not math.isnan(b) else "-"
@@ -230,9 +245,14 @@ def print_small_table(contenders, k, args, x, y):
               f"{c.iters:5d} {r['nmi']:6.4f} {r['objective']:9.1f} | "
               f"{ratio(r['total'], fa and fa['total']):>11s} {ratio(r['total'], sk and sk['total']):>13s} "
               f"{ratio(r['per_iter'], fa and fa['per_iter']):>10s} {ratio(r['per_iter'], sk and sk['per_iter']):>12s}")
-    jx = contenders[0]
-    print(f"jaxclust compile (lower + XLA compile, once per shape and setting): {jx.compile_s:.2f} s, not in 'total'; "
-          f"its run times: {', '.join(f'{t:.2f}' for t in jx.wall)} s")
+    for jx in contenders:
+        if jx.compile_s is not None:
+            print(f"jaxclust ({jx.init}) compile (lower + XLA compile, once per shape and setting): {jx.compile_s:.2f} s, "
+                  f"not in 'total'; its run times: {', '.join(f'{t:.2f}' for t in jx.wall)} s")
+    if plain and fa:
+        print(f"equal work (one k-means++ candidate per centre, as faiss): jaxclust / faiss total {plain['total'] / fa['total']:.2f}, "
+              f"per iteration {plain['per_iter'] / fa['per_iter']:.2f}, seeding {plain['init'] / max(fa['init'], 1e-9):.2f}; "
+              f"NMI {plain['nmi']:.4f} vs {fa['nmi']:.4f}")
     if sk and sk["c"].iters < args.restarts * args.iters:
         print(f"note: scikit-learn stopped at strict convergence after {sk['c'].iters} of "
               f"{args.restarts * args.iters} iterations (it cannot be told not to); compare s/iter for it.")
@@ -241,7 +261,8 @@ def print_small_table(contenders, k, args, x, y):
 def small_section(args):
     for k in args.ks:
         x, y = make_blobs(args.n, args.d, k, args.spread, seed=args.seed)
-        contenders = [jaxclust_contender(x, k, args.restarts, args.iters, args.chunk_size, args.seed)]
+        contenders = [jaxclust_contender(x, k, args.restarts, args.iters, args.chunk_size, args.seed),
+                      jaxclust_contender(x, k, args.restarts, args.iters, args.chunk_size, args.seed, n_local_trials=1)]
         if not args.no_faiss:
             contenders.append(faiss_contender(x, k, args.restarts, args.seed, "k-means++"))
             contenders.append(faiss_contender(x, k, args.restarts, args.seed, "random"))
@@ -249,6 +270,47 @@ def small_section(args):
             contenders.append(sklearn_contender(x, k, args.restarts, args.seed))
         measure(contenders, args.iters, args.reps)
         print_small_table(contenders, k, args, x, y)
+        sys.stdout.flush()
+
+
+# ----------------------------------------------------------------------------------------------
+# Devices section: row-sharded restarts vs restarts spread over the devices.
+
+
+def devices_section(args):
+    """`kmeans.restarts_over_devices`: every restart on the row-sharded features (one collective per
+    k-means++ centre and per Lloyd iteration) vs each device running its share of the restarts on a
+    whole copy (none); with the official algorithm (greedy k-means++, early stopping as configured)."""
+    import jax
+
+    from jaxclust import kmeans as km
+    from jaxclust import parallel
+
+    mesh = parallel.make_mesh()
+    print(f"\n## Restarts over {mesh.size} devices: N={args.n} D={args.d}, {args.device_restarts} restarts, "
+          f"max_iter {args.iters}, median of {args.reps}")
+    print(f"{'K':>5s} {'row-sharded s':>13s} {'spread s':>9s} {'spread/sharded':>14s} {'spread == 1 device':>18s} "
+          f"{'sharded == 1 device':>19s}")
+    for k in args.ks:
+        x, _ = make_blobs(args.n, args.d, k, args.spread, seed=args.seed)
+        n = len(x) - len(x) % mesh.size  # rows split evenly over the devices
+        x = x[:n]
+        xs = jax.device_put(x, parallel.batch_sharded(mesh))
+        key = jax.random.key(args.seed)
+        call = functools.partial(km.spherical_kmeans, k=k, n_init=args.device_restarts, max_iter=args.iters)
+        one = jax.device_get(call(key, jax.device_put(x, jax.devices()[0])))
+        times, same = {}, {}
+        for name, restart_mesh in (("sharded", None), ("spread", mesh)):
+            res = jax.block_until_ready(call(key, xs, restart_mesh=restart_mesh))  # compile
+            runs = []
+            for _ in range(args.reps):
+                t0 = time.perf_counter()
+                res = jax.block_until_ready(call(key, xs, restart_mesh=restart_mesh))
+                runs.append(time.perf_counter() - t0)
+            times[name] = statistics.median(runs)
+            same[name] = bool(np.array_equal(jax.device_get(res.labels), one.labels))
+        print(f"{k:5d} {times['sharded']:13.3f} {times['spread']:9.3f} {times['spread'] / times['sharded']:14.2f} "
+              f"{str(same['spread']):>18s} {str(same['sharded']):>19s}")
         sys.stdout.flush()
 
 
@@ -284,16 +346,14 @@ def child_large_jax(args) -> dict:
     jax.block_until_ready((xj, init))
     out = dict(chunk=args.chunk_size, input_gb=input_bytes / 1e9)
     compiled = {}
-    for m in (1, 1 + args.large_iters):
+    for m in (1 + args.large_iters, 1):  # the looping call first: its first run measures a fresh process
         fn = jax.jit(functools.partial(km.kmeans_from_init, max_iter=m, tol=0.0, chunk_size=args.chunk_size,
                                        early_stop=False))
         t0 = time.perf_counter()
         compiled[m] = fn.lower(xj, init).compile()
         out[f"compile_s_{m}"] = time.perf_counter() - t0
-        mem = compiled[m].memory_analysis()
-        # memory of the looping executable (a real E-step loops); with max_iter=1 XLA drops the loop
-        # and plans one more copy of x
-        out["xla_temp_gb"] = getattr(mem, "temp_size_in_bytes", float("nan")) / 1e9
+        if m > 1:  # memory of the looping executable (a real E-step loops)
+            out["xla_temp_gb"] = getattr(compiled[m].memory_analysis(), "temp_size_in_bytes", float("nan")) / 1e9
     times = {m: [] for m in compiled}
     peaks = []
     for _ in range(args.large_reps):
@@ -374,9 +434,11 @@ def large_section(args):
 
 
 def set_single_thread():
-    """Before jax is imported: XLA's CPU client single-threaded; BLAS and OpenMP pools limited to 1."""
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+    """Before jax is imported: the process pinned to one core (XLA sizes its CPU thread pool from the
+    cores it may run on, and otherwise runs independent ops in parallel), XLA's Eigen matmuls
+    single-threaded, BLAS and OpenMP pools limited to 1."""
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # inherited by the --large subprocesses
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # for the subprocesses of --large
     from threadpoolctl import threadpool_limits
@@ -400,7 +462,7 @@ def parse_args(argv=None):
     p.add_argument("--restarts", type=int, default=3, help="k-means++ restarts (n_init / nredo)")
     p.add_argument("--iters", type=int, default=10, help="Lloyd iterations per restart (max_iter / niter)")
     p.add_argument("--reps", type=int, default=3, help="timed repetitions (median reported)")
-    p.add_argument("--chunk_size", type=int, default=16384, help="jaxclust rows per assignment block")
+    p.add_argument("--chunk_size", type=int, default=4096, help="jaxclust rows per assignment block")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no_faiss", action="store_true", help="skip faiss (if faiss-cpu is not installed)")
     p.add_argument("--no_sklearn", action="store_true", help="skip scikit-learn")
@@ -413,6 +475,11 @@ def parse_args(argv=None):
     p.add_argument("--large_iters", type=int, default=4, help="M: extra iterations timed for s/iter")
     p.add_argument("--large_reps", type=int, default=2)
     p.add_argument("--large_chunks", type=ints, default=[4096, 65536], help="chunk sizes compared")
+    p.add_argument("--devices_only", action="store_true",
+                   help="run only the restarts-over-devices section (row-sharded vs spread restarts)")
+    p.add_argument("--fake_devices", type=int, default=0,
+                   help="simulate this many CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count)")
+    p.add_argument("--device_restarts", type=int, default=8, help="n_init of the devices section")
     p.add_argument("--_child", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.iters < 2:
@@ -422,6 +489,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.fake_devices:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={args.fake_devices}").strip()
     if args.single_thread:
         set_single_thread()
     if args._child:
@@ -443,6 +513,10 @@ def main(argv=None):
 
     pools = ", ".join(f"{p['internal_api']} {p['num_threads']}" for p in threadpool_info())
     print(f"scikit-learn {sklearn.__version__}; thread pools: {pools}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+    if args.devices_only or jax.device_count() > 1:
+        devices_section(args)
+    if args.devices_only:
+        return
     if not args.large_only:
         small_section(args)
     if args.large or args.large_only:

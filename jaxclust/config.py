@@ -127,6 +127,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.kmeans.max_iter = 300
     c.kmeans.tol = 1e-4
     c.kmeans.chunk_size = 4096  # rows per block of the assignment, bounds memory at N x chunk
+    c.kmeans.n_local_trials = 0  # k-means++ candidates per centre; 0: official 2 + int(log K), 1: plain
+    # auto: each device runs its share of the restarts on a whole copy of the features when the
+    # device count divides n_init and the copy is at most 1 GiB (no communication per iteration, and
+    # the single-device result); otherwise (never) every restart runs on the row-sharded features.
+    c.kmeans.restarts_over_devices = "auto"  # auto | always | never
 
     c.eval = ml_collections.ConfigDict()
     c.eval.acc_rule = "hungarian"  # hungarian | official (ACC = 0 when #clusters != #classes)
@@ -169,6 +174,10 @@ def validate_config(cfg, device_count: int = 1) -> None:
     every_steps = cfg.train.checkpoint_every_steps
     if not isinstance(every_steps, int) or isinstance(every_steps, bool) or every_steps < 0:
         raise ConfigError(f"train.checkpoint_every_steps must be 0 (off) or a positive integer, got {every_steps!r}.")
+    trials = cfg.kmeans.n_local_trials
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 0:
+        raise ConfigError(f"kmeans.n_local_trials must be 0 (official 2 + int(log K)) or a positive integer, got {trials!r}.")
+    choose(cfg, "kmeans.restarts_over_devices", ("auto", "always", "never"))
     k, batch = cfg.kmeans.num_clusters, cfg.train.batch_size
     groups = cfg.model.bn_groups
     if not isinstance(groups, int) or groups < 1 or batch % groups:

@@ -240,7 +240,8 @@ def test_kmeans_from_init_chunk_size_does_not_divide_n():
     np.testing.assert_allclose(res.inertia, fx["min_inertia"], rtol=1e-5)
 
 
-def test_sharded_input_matches_unsharded(blobs, blob_result):
+@pytest.mark.parametrize("chunk_size", [4096, 7])  # 7: the strided layout pads 240 rows to 245
+def test_sharded_input_matches_unsharded(blobs, blob_result, chunk_size):
     devices = jax.devices()
     if len(devices) < 2:
         pytest.skip("needs several (simulated) devices; tests/conftest.py sets 8 CPU devices")
@@ -248,9 +249,57 @@ def test_sharded_input_matches_unsharded(blobs, blob_result):
     mesh = jax.make_mesh((n_dev,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices[:n_dev])
     x, _ = blobs
     xs = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data")))
-    res = jax.device_get(km.spherical_kmeans(jax.random.key(0), xs, K_BLOBS, n_init=3))
+    assert km._row_sharded(xs) and not km._row_sharded(x)  # the strided layout, against the contiguous one
+    res = jax.device_get(km.spherical_kmeans(jax.random.key(0), xs, K_BLOBS, n_init=3, chunk_size=chunk_size))
     np.testing.assert_array_equal(res.labels, blob_result.labels)
     np.testing.assert_allclose(res.centers, blob_result.centers, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def unstructured():
+    """Data with no clusters, where restarts end in different local optima; and their sequential result."""
+    x = np.random.default_rng(4).normal(size=(120, 6)).astype(np.float32)
+    key, k, n_init = jax.random.key(5), 5, 4
+    return x, key, k, n_init, jax.device_get(km.spherical_kmeans(key, x, k, n_init=n_init))
+
+
+@pytest.mark.parametrize("n_dev", [1, 2, 3, 8])
+def test_restarts_spread_over_devices_equal_sequential(unstructured, n_dev):
+    """restart_mesh gives each device a copy of x and its share of the restarts (3 and 8 devices pad
+    4 restarts with dead ones): the result is the sequential one, bit for bit."""
+    devices = jax.devices()
+    if len(devices) < n_dev:
+        pytest.skip(f"needs {n_dev} (simulated) devices; tests/conftest.py sets 8 CPU devices")
+    x, key, k, n_init, sequential = unstructured
+    mesh = jax.make_mesh((n_dev,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices[:n_dev])
+    # x sharded on its rows when the device count divides N, as the training loop's features are
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data" if 120 % n_dev == 0 else None))
+    spread = jax.device_get(km.spherical_kmeans(key, jax.device_put(x, sharding), k, n_init=n_init, restart_mesh=mesh))
+    for name, a, b in zip(km.KMeansResult._fields, spread, sequential):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_n_local_trials(blobs):
+    """None is the official 2 + int(log K) candidates; more greedy candidates give a lower initial potential."""
+    x, _ = blobs
+    official = np.asarray(km.kmeans_plusplus(jax.random.key(0), x, K_BLOBS))
+    explicit = np.asarray(km.kmeans_plusplus(jax.random.key(0), x, K_BLOBS, n_local_trials=2 + int(np.log(K_BLOBS))))
+    np.testing.assert_array_equal(official, explicit)
+
+    x = np.random.default_rng(6).normal(size=(200, 5)).astype(np.float32)  # no clusters: seeding matters
+
+    def mean_potential(trials):
+        pots = []
+        for i in range(24):
+            init = km.kmeans_plusplus(jax.random.key(i), x, 8, n_local_trials=trials)
+            rows = {np.flatnonzero(np.all(x == c, axis=1))[0] for c in np.asarray(init)}
+            assert len(rows) == 8, "every centre is a distinct row of x"
+            pots.append(float(jnp.sum(km.assign(x, init)[1])))
+        return np.mean(pots), np.std(pots) / np.sqrt(len(pots))
+
+    plain, plain_se = mean_potential(1)
+    greedy, greedy_se = mean_potential(8)
+    assert greedy < plain - 3 * np.hypot(plain_se, greedy_se), (plain, greedy)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -284,3 +333,7 @@ def test_bad_inputs_raise_clear_errors():
         km.update_centers(x, np.zeros(9, np.int32), 2)
     with pytest.raises(ValueError, match="tol"):
         km.spherical_kmeans(key, x, 2, tol=-1.0)
+    with pytest.raises(ValueError, match="n_local_trials"):
+        km.spherical_kmeans(key, x, 2, n_local_trials=0)
+    with pytest.raises(ValueError, match="restart_mesh must be a jax.sharding.Mesh"):
+        km.spherical_kmeans(key, x, 2, restart_mesh="data")

@@ -181,7 +181,8 @@ def _kmeans(features, k: int, restarts: int, seed: int, cfg_kmeans) -> tuple[np.
     best, inertias = None, []
     for i, key in enumerate(keys):
         t0 = time.time()
-        init = kmeans.kmeans_plusplus(key, features, k, chunk_size=cfg_kmeans.chunk_size)
+        init = kmeans.kmeans_plusplus(key, features, k, chunk_size=cfg_kmeans.chunk_size,
+                                      n_local_trials=cfg_kmeans.n_local_trials or None)
         result = kmeans.kmeans_from_init(features, init, max_iter=cfg_kmeans.max_iter, tol=cfg_kmeans.tol,
                                          chunk_size=cfg_kmeans.chunk_size)
         inertias.append(float(result.inertia))

@@ -24,14 +24,34 @@ class Method(NamedTuple):
     cluster: Callable
 
 
+SPREAD_MAX_BYTES = 1 << 30  # restarts_over_devices=auto: largest whole copy of the features per device
+
+
+def kmeans_options(kmeans_cfg, features, n_init: int) -> dict:
+    """The `spherical_kmeans` keywords the `kmeans.*` config sets besides K and the restart count.
+
+    `restart_mesh` follows `kmeans.restarts_over_devices` and the mesh `features` are sharded on:
+    spreading restarts removes every per-iteration collective and gives the one-device result, but
+    costs a whole copy of the features per device and idles devices when their count does not divide
+    n_init, hence the auto rule.
+    """
+    mesh = getattr(features.sharding, "mesh", None)
+    mode = kmeans_cfg.restarts_over_devices
+    if mesh is None or mesh.size == 1 or mode == "never":
+        mesh = None
+    elif mode == "auto" and (n_init % mesh.size or features.size * features.dtype.itemsize > SPREAD_MAX_BYTES):
+        mesh = None
+    return dict(max_iter=kmeans_cfg.max_iter, tol=kmeans_cfg.tol, chunk_size=kmeans_cfg.chunk_size,
+                n_local_trials=kmeans_cfg.n_local_trials or None, restart_mesh=mesh)
+
+
 def kmeans_cluster(kmeans_cfg) -> Callable:
     """E-step of ProPos and its kin: spherical k-means; labels -> extra.pseudo_labels, centres -> extra.centroids."""
 
     def cluster(state, features, key):
-        result = kmeans.spherical_kmeans(
-            key, features, kmeans_cfg.num_clusters, n_init=kmeans_cfg.n_init,
-            max_iter=kmeans_cfg.max_iter, tol=kmeans_cfg.tol, chunk_size=kmeans_cfg.chunk_size,
-        )
+        n_init = kmeans_cfg.n_init
+        result = kmeans.spherical_kmeans(key, features, kmeans_cfg.num_clusters, n_init=n_init,
+                                         **kmeans_options(kmeans_cfg, features, n_init))
         extra = {**state.extra, "pseudo_labels": result.labels, "centroids": result.centers}
         return state.replace(extra=extra), result.labels, {"kmeans_inertia": float(result.inertia)}
 

@@ -66,7 +66,7 @@ import ml_collections
 from jaxclust import kmeans, losses
 from jaxclust.config import ConfigError, choose
 from jaxclust.methods import byol, moco
-from jaxclust.methods.common import Method
+from jaxclust.methods.common import Method, kmeans_options
 
 PRESETS = ("official", "propos", "propos_byol")
 NEGATIVE_MODES = ("without_replacement", "with_replacement", "all")
@@ -254,20 +254,17 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         if next_epoch + every > warmup:  # some epoch before the next E-step trains with ProtoNCE
             levels = {}
             for m, k in enumerate(granularities):
-                result = kmeans.spherical_kmeans(
-                    jax.random.fold_in(key, m), features, k, n_init=mcfg.kmeans_n_init,
-                    max_iter=mcfg.kmeans_max_iter, tol=cfg.kmeans.tol, chunk_size=cfg.kmeans.chunk_size,
-                )
+                options = {**kmeans_options(cfg.kmeans, features, mcfg.kmeans_n_init), "max_iter": mcfg.kmeans_max_iter}
+                result = kmeans.spherical_kmeans(jax.random.fold_in(key, m), features, k, n_init=mcfg.kmeans_n_init,
+                                                 **options)
                 levels[level_name(m)] = level_state(features, result.labels, result.centers)
                 info[f"kmeans_inertia_k{k}"] = float(result.inertia)
                 if k == eval_k and scored is None:
                     scored = result
             extra["pcl"] = levels
         if scored is None:
-            scored = kmeans.spherical_kmeans(
-                jax.random.fold_in(key, len(granularities)), features, eval_k, n_init=cfg.kmeans.n_init,
-                max_iter=cfg.kmeans.max_iter, tol=cfg.kmeans.tol, chunk_size=cfg.kmeans.chunk_size,
-            )
+            scored = kmeans.spherical_kmeans(jax.random.fold_in(key, len(granularities)), features, eval_k,
+                                             n_init=cfg.kmeans.n_init, **kmeans_options(cfg.kmeans, features, cfg.kmeans.n_init))
         extra.update(pseudo_labels=scored.labels, centroids=scored.centers)
         info["kmeans_inertia"] = float(scored.inertia)
         return state.replace(extra=extra), scored.labels, info
