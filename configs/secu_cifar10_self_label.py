@@ -6,8 +6,16 @@ ACC 93.0, ARI 85.7), fine-tuning a finished `secu_cifar10.py` run:
 
 Paper: SGD with momentum 0.9, batch 1024, 100 epochs, confidence threshold 0.9, 10 warm-up epochs on
 the fixed SeCu assignments. Not given (seed_secu.md §12.16), our choices: lr 0.2 (SeCu's, unscaled) with
-cosine decay, weight decay 1e-4, no class balancing. SCAN's strong view (RandAugment + Cutout) is
-approximated by SeCu's view 2 (blur 0.1, solarize 0.2), the weak one by view 1.
+cosine decay, weight decay 1e-4, no class balancing.
+
+Views: "the same weak and strong augmentations as SCAN" (SCAN selflabel.py, utils/common_config.py,
+configs/selflabel/selflabel_cifar10.yml). View 2 (the trained prediction) is SCAN's strong transform,
+RandomHorizontalFlip -> RandomCrop(32) (the identity on 32x32 images) -> RandAugment(4 ops) ->
+Normalize -> Cutout(1 hole, length 16), with PIL semantics (jaxclust/data/randaugment.py). View 1
+(the pseudo-label) is SCAN's weak transform, CenterCrop(32) -> Normalize, i.e. the plain image, except
+for the horizontal flip: flip_prob is shared by both views in AugmentConfig, and it is kept at SCAN's
+strong 0.5, so view 1 is also flipped half of the time. Normalisation stays that of the SeCu run
+being fine-tuned (SCAN's CIFAR-10 statistics are the same).
 """
 import importlib.util
 from pathlib import Path
@@ -25,4 +33,18 @@ def get_config():
     c.optim.warmup_epochs = 0
     c.train.epochs = 100  # paper: 100 epochs on the small data sets
     c.train.batch_size = 1024  # paper
+
+    # SCAN's self-label views (see the docstring): no crop, jitter, grayscale, blur or solarize in either.
+    c.augment.crop = False  # 32x32 images at image_size 32: no resize either
+    c.augment.affine = False
+    c.augment.flip_prob = 0.5  # SCAN strong: RandomHorizontalFlip (shared with view 1)
+    c.augment.jitter_prob = 0.0
+    c.augment.grayscale_prob = 0.0
+    c.augment.blur_prob = 0.0
+    c.augment.solarize_prob = 0.0
+    c.augment.asymmetric = True
+    c.augment.view2.blur_prob = 0.0
+    c.augment.view2.solarize_prob = 0.0
+    c.augment.view2.randaugment_ops = 4  # SCAN num_strong_augs
+    c.augment.view2.cutout_length = 16  # SCAN cutout_kwargs: n_holes 1, length 16 (CIFAR-10/20)
     return c

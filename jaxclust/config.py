@@ -59,6 +59,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.augment.view2 = ml_collections.ConfigDict()
     c.augment.view2.blur_prob = 0.1
     c.augment.view2.solarize_prob = 0.2
+    # SCAN's strong view (its self-labeling stage; jaxclust/data/randaugment.py), view 2 only, with
+    # asymmetric: RandAugment ops per image and Cutout's maximum side in pixels (SCAN: 4 and 16). 0 = off.
+    c.augment.view2.randaugment_ops = 0
+    c.augment.view2.cutout_length = 0
     # official test_resized_crop: test images Resize(test_resize) + CenterCrop(test_crop), then image_size
     c.augment.test_resized_crop = False
     c.augment.test_resize = 256
@@ -223,6 +227,14 @@ def validate_config(cfg, device_count: int = 1) -> None:
     if cfg.augment.test_resized_crop and not 0 < cfg.augment.test_crop <= cfg.augment.test_resize:
         raise ConfigError(f"augment.test_crop ({cfg.augment.test_crop}) must lie between 1 and "
                           f"augment.test_resize ({cfg.augment.test_resize}).")
+    view2 = cfg.augment.get("view2") or {}
+    for name in ("randaugment_ops", "cutout_length"):
+        value = view2.get(name, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"augment.view2.{name} must be 0 (off) or a positive integer, got {value!r}.")
+        if value and not cfg.augment.get("asymmetric", False):
+            raise ConfigError(f"augment.view2.{name} ({value}) only applies with augment.asymmetric=True; "
+                              f"set --config.augment.asymmetric=True or --config.augment.view2.{name}=0.")
 
 
 def validate_data(cfg, bank) -> None:

@@ -5,7 +5,12 @@ Every op works on ONE float32 image of shape ``(H, W, C)`` with values in ``[0, 
 The training pipeline reproduces the ProPos/SimCLR torchvision recipe::
 
     RandomResizedCrop -> (RandomAffine) -> RandomHorizontalFlip -> RandomApply(ColorJitter, p)
-    -> RandomGrayscale(p) -> RandomApply(GaussianBlur, p) -> RandomApply(Solarize, p) -> Normalize
+    -> RandomGrayscale(p) -> RandomApply(GaussianBlur, p) -> RandomApply(Solarize, p)
+    -> (RandAugment) -> Normalize -> (Cutout)
+
+The last two are SCAN's strong augmentation (``randaugment_ops`` ops, ``Cutout`` of side up to
+``cutout_length``, in SCAN's order), implemented with PIL semantics in
+:mod:`jaxclust.data.randaugment`; RandAugment works on the image rounded to 8 bits, as PIL does.
 
 Semantics follow torchvision (not ``tf.image`` / dm-pix):
 
@@ -23,13 +28,15 @@ Semantics follow torchvision (not ``tf.image`` / dm-pix):
   by repeated mirroring, where torch would raise.
 
 Two views: ``view_configs`` gives the config of each view; with ``augment.asymmetric`` (the official
-``byol_transform``) view 2 has its own blur and solarize probabilities. Test-time transform: the
+``byol_transform``) view 2 has its own blur and solarize probabilities, and its own RandAugment and
+Cutout (SCAN's strong view; off, 0, by default). Test-time transform: the
 stored image resized to the network size (PIL bicubic), or with ``test_resized_crop`` torchvision's
 ``Resize(test_resize) + CenterCrop(test_crop)`` first (official ImageNet-Dogs config).
 
 Random branches are written as ``jnp.where(u < p, f(x), x)``: under ``vmap`` a ``lax.cond`` would
 become a select anyway, so every enabled op is computed for every image. Ops whose probability or
-strength is 0 in the (static) config are removed at trace time.
+strength is 0 in the (static) config are removed at trace time. RandAugment and Cutout draw from
+``fold_in(key, 1)``, so turning them on leaves every other draw of an image unchanged.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from jaxclust.data import randaugment
 
 __all__ = [
     "AugmentConfig",
@@ -153,6 +162,15 @@ class AugmentConfig:
         ``CenterCrop(test_crop)`` before the resize to the network size (official ``test_resized_crop``).
       test_resize: shorter side after the test-time resize.
       test_crop: side of the test-time centre crop.
+      randaugment_ops: SCAN's RandAugment (``Augment(n)``): this many ops drawn with replacement from
+        its 14, each with a uniform magnitude, applied after every op above on the image rounded to
+        8 bits (:mod:`jaxclust.data.randaugment`). 0 = off.
+      cutout_length: SCAN's Cutout after normalisation: a square of side ``2 (L // 2)``, ``L`` uniform
+        in 1..cutout_length, centred on a uniform pixel, clipped at the borders, set to 0 in the
+        normalised image (``augment_image`` fills it with ``mean``). 0 = off.
+
+    The last two are not in :data:`CONFIG_KEYS`: ``view_configs`` sets them for view 2 from
+    ``augment.view2`` (SCAN's strong view).
     """
 
     crop: bool = True
@@ -179,6 +197,8 @@ class AugmentConfig:
     test_resized_crop: bool = False
     test_resize: int = 256
     test_crop: int = 224
+    randaugment_ops: int = 0
+    cutout_length: int = 0
 
     def __post_init__(self):
         # Normalise types so that equal configs hash equally (lists -> tuples, ints -> floats).
@@ -209,6 +229,11 @@ class AugmentConfig:
         if k != self.blur_kernel or k <= 0 or k % 2 == 0:
             raise ValueError(f"augment.blur_kernel must be a positive odd integer, got {self.blur_kernel!r}")
         s("blur_kernel", k)
+        for key in ("randaugment_ops", "cutout_length"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or int(value) != value or value < 0:
+                raise ValueError(f"augment.{key} must be a non-negative integer (0 = off), got {value!r}")
+            s(key, int(value))
         if self.blur_sigma[0] <= 0:
             raise ValueError("augment.blur_sigma must be positive")
         mean = tuple(float(v) for v in np.atleast_1d(self.mean))
@@ -241,7 +266,7 @@ def default_config():
     import ml_collections
 
     d = dataclasses.asdict(AugmentConfig())
-    return ml_collections.ConfigDict(d)
+    return ml_collections.ConfigDict({k: d[k] for k in CONFIG_KEYS})
 
 
 def view_configs(cfg: Any) -> tuple[AugmentConfig, AugmentConfig]:
@@ -249,13 +274,17 @@ def view_configs(cfg: Any) -> tuple[AugmentConfig, AugmentConfig]:
 
     Both views share every key, unless ``cfg.asymmetric`` is true: then view 2 takes
     ``cfg.view2.blur_prob`` and ``cfg.view2.solarize_prob`` (the official ``byol_transform``: view 1
-    blur 1.0 / solarize 0.0, view 2 blur 0.1 / solarize 0.2, both ColorJitter(0.4, 0.4, 0.2, 0.1)).
+    blur 1.0 / solarize 0.0, view 2 blur 0.1 / solarize 0.2, both ColorJitter(0.4, 0.4, 0.2, 0.1)),
+    and ``cfg.view2.randaugment_ops`` and ``cfg.view2.cutout_length`` (SCAN's strong view; 0 when
+    absent, for configs written before they existed). View 1 never has RandAugment or Cutout.
     """
     first = AugmentConfig.from_config(cfg)
     if not cfg.get("asymmetric", False):
         return first, first
     view2 = cfg["view2"]
-    return first, dataclasses.replace(first, blur_prob=view2["blur_prob"], solarize_prob=view2["solarize_prob"])
+    return first, dataclasses.replace(
+        first, blur_prob=view2["blur_prob"], solarize_prob=view2["solarize_prob"],
+        randaugment_ops=view2.get("randaugment_ops", 0), cutout_length=view2.get("cutout_length", 0))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -645,12 +674,19 @@ _U_BLUR_P = 37
 _U_BLUR_SIGMA = 38
 _U_SOLARIZE = 39
 _N_UNIFORMS = 40
+# RandAugment and Cutout: ONE more draw from `fold_in(key, _STRONG_FOLD)`, made only when they are on
+# (so the draws above, and the output of a config without them, do not change): 2 per RandAugment op
+# (op, magnitude), then 3 for Cutout (side, centre row, centre column).
+_STRONG_FOLD = 1
 
 
 def augment_image(key, image: jax.Array, cfg: AugmentConfig, out_size: int) -> jax.Array:
     """Random training augmentation of ONE image (H, W, C) (uint8, or float in [0, 1]) ->
     (out_size, out_size, C) float32 in [0, 1], before normalisation. ``key`` is a typed key or a
-    raw (2,) uint32 key."""
+    raw (2,) uint32 key.
+
+    With ``cfg.cutout_length`` the hole is filled with ``cfg.mean``, which normalises to exactly 0:
+    SCAN's Cutout zeroes the normalised tensor. (Only the hole can then lie outside [0, 1].)"""
     image = to_float(image)
     if image.ndim != 3 or image.shape[-1] not in (1, 3):
         raise ValueError(f"expected an (H, W, C) image with C in {{1, 3}}, got shape {image.shape}")
@@ -686,6 +722,15 @@ def augment_image(key, image: jax.Array, cfg: AugmentConfig, out_size: int) -> j
 
     if cfg.solarize_prob > 0:
         x = jnp.where(u[_U_SOLARIZE] < cfg.solarize_prob, solarize(x, cfg.solarize_threshold), x)
+
+    n_ops = cfg.randaugment_ops
+    if n_ops > 0 or cfg.cutout_length > 0:
+        strong = jax.random.uniform(jax.random.fold_in(key, _STRONG_FOLD), (2 * n_ops + 3,), jnp.float32)
+        if n_ops > 0:
+            x = randaugment.rand_augment_from_uniforms(strong[:2 * n_ops].reshape(2, n_ops), x)
+        if cfg.cutout_length > 0:
+            fill = jnp.broadcast_to(jnp.asarray(cfg.mean, jnp.float32), (c,))
+            x = randaugment.cutout_from_uniforms(strong[2 * n_ops:], x, cfg.cutout_length, fill)
     return x.astype(jnp.float32)
 
 

@@ -96,9 +96,11 @@ def self_label_config() -> ml_collections.ConfigDict:
 
     Not in the official code; the paper gives: SGD, momentum 0.9, threshold 0.9, 10 epochs of warm-up
     on the fixed SeCu assignments, 100 epochs (small data sets), batch 1024 (seed_secu.md §7.4, §12.16).
-    The stage trains cross-entropy of view 2's prediction against view 1's confident argmax; SCAN's
-    weak/strong pair is approximated by the two views of `augment` (RandAugment and Cutout are not in
-    jaxclust.data.augment).
+    The stage trains cross-entropy of view 2's prediction against view 1's confident argmax. The views
+    are those of `augment`: for SCAN's weak/strong pair set view 1 to the plain image and view 2 to
+    SCAN's strong transform, RandAugment + Cutout with `augment.asymmetric`,
+    `augment.view2.randaugment_ops` (SCAN: 4) and `augment.view2.cutout_length` (CIFAR: 16, STL-10:
+    32), as configs/secu_cifar10_self_label.py does (jaxclust.data.randaugment).
     """
     s = ml_collections.ConfigDict()
     s.enabled = False
