@@ -12,10 +12,8 @@ Views: "the same weak and strong augmentations as SCAN" (SCAN selflabel.py, util
 configs/selflabel/selflabel_cifar10.yml). View 2 (the trained prediction) is SCAN's strong transform,
 RandomHorizontalFlip -> RandomCrop(32) (the identity on 32x32 images) -> RandAugment(4 ops) ->
 Normalize -> Cutout(1 hole, length 16), with PIL semantics (jaxclust/data/randaugment.py). View 1
-(the pseudo-label) is SCAN's weak transform, CenterCrop(32) -> Normalize, i.e. the plain image, except
-for the horizontal flip: flip_prob is shared by both views in AugmentConfig, and it is kept at SCAN's
-strong 0.5, so view 1 is also flipped half of the time. Normalisation stays that of the SeCu run
-being fine-tuned (SCAN's CIFAR-10 statistics are the same).
+(the pseudo-label) is SCAN's weak transform, CenterCrop(32) -> Normalize, i.e. the plain image.
+Normalisation stays that of the SeCu run being fine-tuned (SCAN's CIFAR-10 statistics are the same).
 """
 import importlib.util
 from pathlib import Path
@@ -37,7 +35,8 @@ def get_config():
     # SCAN's self-label views (see the docstring): no crop, jitter, grayscale, blur or solarize in either.
     c.augment.crop = False  # 32x32 images at image_size 32: no resize either
     c.augment.affine = False
-    c.augment.flip_prob = 0.5  # SCAN strong: RandomHorizontalFlip (shared with view 1)
+    c.augment.flip_prob = 0.0  # SCAN weak: no flip
+    c.augment.view2.flip_prob = 0.5  # SCAN strong: RandomHorizontalFlip
     c.augment.jitter_prob = 0.0
     c.augment.grayscale_prob = 0.0
     c.augment.blur_prob = 0.0

@@ -63,6 +63,7 @@ def base_config() -> ml_collections.ConfigDict:
     # asymmetric: RandAugment ops per image and Cutout's maximum side in pixels (SCAN: 4 and 16). 0 = off.
     c.augment.view2.randaugment_ops = 0
     c.augment.view2.cutout_length = 0
+    c.augment.view2.flip_prob = -1.0  # -1: as augment.flip_prob (SCAN's weak view 0, strong 0.5)
     # official test_resized_crop: test images Resize(test_resize) + CenterCrop(test_crop), then image_size
     c.augment.test_resized_crop = False
     c.augment.test_resize = 256
@@ -228,6 +229,9 @@ def validate_config(cfg, device_count: int = 1) -> None:
         raise ConfigError(f"augment.test_crop ({cfg.augment.test_crop}) must lie between 1 and "
                           f"augment.test_resize ({cfg.augment.test_resize}).")
     view2 = cfg.augment.get("view2") or {}
+    flip2 = view2.get("flip_prob", -1.0)
+    if not (flip2 == -1.0 or 0.0 <= flip2 <= 1.0):
+        raise ConfigError(f"augment.view2.flip_prob must be -1 (as augment.flip_prob) or lie in [0, 1], got {flip2!r}.")
     for name in ("randaugment_ops", "cutout_length"):
         value = view2.get(name, 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:

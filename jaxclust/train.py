@@ -333,7 +333,7 @@ def _resume(run: _Run, checkpointer: Checkpointer, step_checkpointer: Checkpoint
         state, record = run.e_step(state, 0)  # official: k-means on the random network before epoch 1
         record["loss"] = None
         records = [record]
-        log(f"epoch 0/{epochs} | k-means on the initial network | {_format(record)}")
+        log(f"epoch 0/{epochs} | E-step on the initial network | {_format(record)}")  # k-means or own labels
     return state, records, start_epoch, elapsed, done
 
 

@@ -534,6 +534,10 @@ def test_view_configs_byol_recipe():
     one, two = A.view_configs(cfg)
     assert (one.blur_prob, one.solarize_prob, two.blur_prob, two.solarize_prob) == (1.0, 0.0, 0.1, 0.2)
     assert one.saturation == two.saturation == 0.2 and one.crop_scale == two.crop_scale
+    assert one.flip_prob == two.flip_prob == 0.5  # view2.flip_prob -1: as view 1
+    cfg.flip_prob, cfg.view2.flip_prob = 0.0, 0.5  # SCAN's self-label views: weak unflipped, strong flipped
+    one, two = A.view_configs(cfg)
+    assert (one.flip_prob, two.flip_prob) == (0.0, 0.5)
     assert isinstance(cfg.view2, ml_collections.ConfigDict)
 
 

@@ -276,15 +276,18 @@ def view_configs(cfg: Any) -> tuple[AugmentConfig, AugmentConfig]:
     ``cfg.view2.blur_prob`` and ``cfg.view2.solarize_prob`` (the official ``byol_transform``: view 1
     blur 1.0 / solarize 0.0, view 2 blur 0.1 / solarize 0.2, both ColorJitter(0.4, 0.4, 0.2, 0.1)),
     and ``cfg.view2.randaugment_ops`` and ``cfg.view2.cutout_length`` (SCAN's strong view; 0 when
-    absent, for configs written before they existed). View 1 never has RandAugment or Cutout.
+    absent, for configs written before they existed), and ``cfg.view2.flip_prob`` unless it is -1
+    (the default: as view 1). View 1 never has RandAugment or Cutout.
     """
     first = AugmentConfig.from_config(cfg)
     if not cfg.get("asymmetric", False):
         return first, first
     view2 = cfg["view2"]
+    flip2 = view2.get("flip_prob", -1.0)
     return first, dataclasses.replace(
         first, blur_prob=view2["blur_prob"], solarize_prob=view2["solarize_prob"],
-        randaugment_ops=view2.get("randaugment_ops", 0), cutout_length=view2.get("cutout_length", 0))
+        randaugment_ops=view2.get("randaugment_ops", 0), cutout_length=view2.get("cutout_length", 0),
+        flip_prob=first.flip_prob if flip2 == -1.0 else flip2)
 
 
 # ----------------------------------------------------------------------------------------------
