@@ -7,21 +7,13 @@ As in the official file, BYOL is the ProPos model with lambda_psl = 0 (`cluster_
 and sigma = 0 (`latent_std: 0.`): the loss is the symmetric BYOL alignment alone, and k-means only
 measures (every 10 epochs, official `reassign: 10`). EMA momentum increases from 0.996 to 1.
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.data.sources import normalization
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def get_config():
-    c = _load("byol_cifar10").get_config()
+    c = sibling(__file__, "byol_cifar10").get_config()
     c.data.name = "cifar20"
     c.augment.mean, c.augment.std = normalization("cifar20")
     c.train.batch_size = 256  # official 64 x 4 GPUs

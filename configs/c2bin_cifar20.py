@@ -1,16 +1,12 @@
 """C2BIN on CIFAR-100-20, clustering setting (Table 10, heads (20, 40, 160)); Table 3 [Mean]: NMI 0.36,
 ACC 0.35, ARI 0.20. `c2bin_cifar10.py` with the 20 super-classes and CIFAR-100 statistics."""
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.data.sources import normalization
 
 
 def get_config():
-    spec = importlib.util.spec_from_file_location("c2bin_cifar10", Path(__file__).with_name("c2bin_cifar10.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = sibling(__file__, "c2bin_cifar10").get_config()
     c.data.name = "cifar20"
     c.augment.mean, c.augment.std = normalization("cifar20")
     c.method.cluster_heads = (20, 40, 160)  # Table 10

@@ -5,24 +5,15 @@ The same data, augmentation, ConvNet, projector/predictor sizes and budget as `p
 lambda_clust = lambda_ent = 1, constant EMA 0.995, Adam with a cosine learning rate to 0, no weight
 decay); labels are argmax of the K = 10 head.
 """
-import importlib.util
-from pathlib import Path
 
-from jaxclust.config import base_config
+from jaxclust.config import base_config, sibling
 from jaxclust.methods import c2bin
-
-
-def _propos_digits():
-    spec = importlib.util.spec_from_file_location("propos_digits", Path(__file__).with_name("propos_digits.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def get_config():
     c = base_config()
     # propos_digits.py's data and augmentation (small affine instead of crops, brightness/contrast, no flip)
-    digits = _propos_digits()
+    digits = sibling(__file__, "propos_digits").get_config()
     c.data, c.augment = digits.data, digits.augment
 
     c.model.backbone = "convnet"

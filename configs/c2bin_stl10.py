@@ -5,17 +5,13 @@ Data (§3.3 best reading): the 13,000 labelled train + test images, 96x96, for t
 as on CIFAR (3x3 stem + 2x2 max-pool; PICA pools its 7x7 last map at 96 px, a global average pool);
 blur p 0.5 with a kernel of ~10% of the image (MoCo v2 style, §2.8).
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.data.sources import normalization
 
 
 def get_config():
-    spec = importlib.util.spec_from_file_location("c2bin_cifar10", Path(__file__).with_name("c2bin_cifar10.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = sibling(__file__, "c2bin_cifar10").get_config()
     c.data.name = "stl10"
     c.data.split = "train+test"
     c.data.image_size = 96

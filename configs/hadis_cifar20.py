@@ -3,17 +3,13 @@
 `hadis_cifar10.py` with lambda 0.05, the cosine-increasing EMA and CIFAR-100 statistics. Official
 `data_resample: true`: cluster-balanced resampling (`train.resample`).
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.data.sources import normalization
 
 
 def get_config():
-    spec = importlib.util.spec_from_file_location("hadis_cifar10", Path(__file__).with_name("hadis_cifar10.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = sibling(__file__, "hadis_cifar10").get_config()
     c.data.name = "cifar20"
     c.augment.mean, c.augment.std = normalization("cifar20")
     c.method.psl_weight = 0.05  # official cluster_loss_weight

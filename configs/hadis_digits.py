@@ -9,21 +9,13 @@ classes merged, as ProPos with lambda 0.1), eta = 0.1 at 0.92, level with ProPos
 anchor's hardest negative away, an instance-level force that on 1,797 tiny images splits classes
 more than it sharpens them. The official value: --config.method.hsd_weight=1.
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.methods import hadis
 
 
-def _propos_digits():
-    spec = importlib.util.spec_from_file_location("propos_digits", Path(__file__).with_name("propos_digits.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
 def get_config():
-    c = _propos_digits()
+    c = sibling(__file__, "propos_digits").get_config()
     psl_weight, sigma = c.method.psl_weight, c.method.sigma
     c.method = hadis.method_config()
     c.method.psl_weight = psl_weight  # 0.5, propos_digits.py's measured lambda (official CIFAR-10: 0.1)

@@ -4,17 +4,13 @@ An ImageFolder directory (--config.data.path=DIR, 13,000 images, 10 classes), re
 (official test transform: a direct resize), BigResNet-18 (3x3 stem, no max-pool), batch 128,
 lambda 0.05, ImageNet statistics, no blur.
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.data.sources import normalization
 
 
 def get_config():
-    spec = importlib.util.spec_from_file_location("hadis_cifar10", Path(__file__).with_name("hadis_cifar10.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = sibling(__file__, "hadis_cifar10").get_config()
     c.data.source = "folder"
     c.data.name = "imagenet10"
     c.data.path = ""  # the ImageFolder directory: pass --config.data.path=DIR

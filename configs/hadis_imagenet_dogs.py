@@ -2,15 +2,11 @@
 ACC 55.0, ARI 37.6. As `hadis_imagenet10.py` (96 px, BigResNet-18, batch 128, no blur; unlike ProPos'
 ResNet-34 at 224 px) with 19,500 images of 15 classes and lambda 0.1.
 """
-import importlib.util
-from pathlib import Path
+from jaxclust.config import sibling
 
 
 def get_config():
-    spec = importlib.util.spec_from_file_location("hadis_imagenet10", Path(__file__).with_name("hadis_imagenet10.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = sibling(__file__, "hadis_imagenet10").get_config()
     c.data.name = "imagenet_dogs"
     c.method.psl_weight = 0.1  # official cluster_loss_weight
     c.kmeans.num_clusters = 15

@@ -3,21 +3,13 @@
 The 13,000 labelled images (train + test, no unlabelled; seed_hadis.md A10) at 96x96, the same
 BigResNet-18 (3x3 stem, no max-pool) as CIFAR, batch 128 (lr 0.05 x 128/256), lambda 0.1, ImageNet statistics.
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.data.sources import normalization
 
 
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
 def get_config():
-    c = load("hadis_cifar10")
+    c = sibling(__file__, "hadis_cifar10").get_config()
     c.data.name = "stl10"
     c.data.split = "train+test"
     c.data.unlabelled = False

@@ -9,21 +9,13 @@ ProPos states an InfoNCE temperature of 1.0 for MoCo (§5.1.4; its PCL run's jso
 moco_temp: 1). That is far from MoCo v2's own 0.2 and makes InfoNCE weak; it is kept here as
 stated. If the reproduction disagrees with Table 2, try --config.method.temperature=0.2.
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.methods import moco
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
 def get_config():
-    c = _load("propos_cifar10")
+    c = sibling(__file__, "propos_cifar10").get_config()
     c.method = moco.method_config("propos")  # tau 1.0, queue 4096, m 0.99, symmetric, MoCo v2 MLP head
     c.model.projector_hidden = 512  # ProPos MoCoWrapper mlp: Linear(in_dim, in_dim), in_dim = 512 (ResNet-18)
     c.model.projector_dim = 256  # ProPos §5.1.4 "projection dimension of MoCo v2 as 256"

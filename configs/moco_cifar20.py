@@ -3,21 +3,13 @@
 `moco_cifar10.py` with the data set changed. ProPos Table 2 quotes MoCo on CIFAR-20 (ResNet-34)
 from [10]: NMI 39.0, ACC 39.7, ARI 24.2.
 """
-import importlib.util
-from pathlib import Path
 
 from jaxclust.data.sources import normalization
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from jaxclust.config import sibling
 
 
 def get_config():
-    c = _load("moco_cifar10")
+    c = sibling(__file__, "moco_cifar10").get_config()
     c.data.name = "cifar20"  # official: CIFAR-100 targets mapped to 20 superclasses; train + test
     c.augment.mean, c.augment.std = normalization("cifar20")  # official TrainTask.normalize('cifar20')
     c.kmeans.num_clusters = 20  # official num_cluster: None -> number of classes

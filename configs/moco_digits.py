@@ -12,21 +12,13 @@ MoCo v2's own temperature 0.2 (--config.method.temperature=0.2) does worse here:
 around epoch 40 and falls to 0.53 by epoch 220 while the features become uniform (class collision,
 ProPos §5.2); with 1.0 NMI rises steadily to 0.86.
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.methods import moco
 
 
-def _propos_digits():
-    spec = importlib.util.spec_from_file_location("propos_digits", Path(__file__).with_name("propos_digits.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
 def get_config():
-    c = _propos_digits()
+    c = sibling(__file__, "propos_digits").get_config()
     c.method = moco.method_config("propos")  # tau 1.0, m 0.99, symmetric, MoCo v2 MLP head
     c.method.queue_size = 1024  # multiple of 2 x batch (symmetric)
     c.model.projector_hidden = 128  # ProPos MoCo head: Linear(in_dim, in_dim); ConvNet width 128

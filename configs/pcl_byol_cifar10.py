@@ -7,21 +7,13 @@ granularities {250, 500, 1000}, 4,096 negative prototypes drawn with replacement
 [positive, negatives], mean of phi 1.0, from epoch 50. The term is applied to the online projector
 output (as ProPos' PSL); the E-step clusters the target projector features.
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.methods import pcl
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
 def get_config():
-    return with_pcl(_load("byol_cifar10"))
+    return with_pcl(sibling(__file__, "byol_cifar10").get_config())
 
 
 def with_pcl(c):

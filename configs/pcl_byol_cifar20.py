@@ -7,16 +7,8 @@ granularities {250, 500, 1000}, 4,096 negative prototypes drawn with replacement
 [positive, negatives], mean of phi 1.0, from epoch 50. The term is applied to the online projector
 output (as ProPos' PSL); the E-step clusters the target projector features.
 """
-import importlib.util
-from pathlib import Path
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from jaxclust.config import sibling
 
 
 def get_config():
-    return _load("pcl_byol_cifar10").with_pcl(_load("byol_cifar20").get_config())
+    return sibling(__file__, "pcl_byol_cifar10").with_pcl(sibling(__file__, "byol_cifar20").get_config())

@@ -7,21 +7,13 @@ ProtoNCE from epoch 50 (the lr warm-up); values from `config/pcl_cifar20_r18_con
 Targets: Table 6 (ResNet-18) NMI 77.6, ACC 85.5, ARI 73.4; Table 2 (ResNet-34,
 --config.model.backbone=resnet34) NMI 80.2, ACC 87.4, ARI 76.6.
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.methods import pcl
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
 def get_config():
-    c = _load("moco_cifar10")
+    c = sibling(__file__, "moco_cifar10").get_config()
     c.method = pcl.method_config("propos")  # MoCo v2 (tau 1, queue 4096, m 0.99, symmetric) + ProtoNCE
     c.model.projector_dim = 128  # json feat_dim 128 (ProPos' text says 256 for MoCo)
     c.kmeans.every = 1  # json reassign 1: E-step every epoch

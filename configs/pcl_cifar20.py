@@ -6,21 +6,13 @@ mlp, feat_dim 128, clusters 250/500/1000, cls_loss_weight 0.01, reassign 1, no b
 those. Targets: Table 6 (ResNet-18) NMI 50.0, ACC 48.6, ARI 32.7; Table 2 (ResNet-34) NMI 52.8,
 ACC 52.6, ARI 36.3.
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.data.sources import normalization
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
 def get_config():
-    c = _load("pcl_cifar10")
+    c = sibling(__file__, "pcl_cifar10").get_config()
     c.data.name = "cifar20"  # json dataset cifar20, whole_dataset true
     c.augment.mean, c.augment.std = normalization("cifar20")  # official TrainTask.normalize('cifar20')
     c.kmeans.num_clusters = 20

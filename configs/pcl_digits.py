@@ -10,21 +10,13 @@ The temperature (InfoNCE's, and the mean of phi) is moco_digits' 1.0, ProPos' va
 PCL runs. PCL's own 0.2 (--config.method.temperature=0.2) reaches NMI 0.98 around epoch 60 on digits,
 then degrades to about 0.8 as InfoNCE spreads the digits of one class apart; 1.0 ends at 0.94.
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.methods import pcl
 
 
-def _moco_digits():
-    spec = importlib.util.spec_from_file_location("moco_digits", Path(__file__).with_name("moco_digits.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
 def get_config():
-    c = _moco_digits()
+    c = sibling(__file__, "moco_digits").get_config()
     moco_section = c.method
     c.method = pcl.method_config("official")
     for key in ("temperature", "queue_size", "ema_momentum", "ema_increase", "symmetric", "head"):

@@ -7,15 +7,7 @@ drawn with numpy seed 0 (jaxclust.data.sources.long_tail). For CIFAR-20 the rati
 the original pickles, so the drawn images differ from the paper's; the counts are the same.
 Everything else is propos_cifar10.py (official cifar10_r18_propos.yml); ResNet-18 as the paper's default backbone (Sec. 5.1.2).
 """
-import importlib.util
-from pathlib import Path
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from jaxclust.config import sibling
 
 
 def long_tailed(c):
@@ -26,4 +18,4 @@ def long_tailed(c):
 
 
 def get_config():
-    return long_tailed(_load("propos_cifar10").get_config())
+    return long_tailed(sibling(__file__, "propos_cifar10").get_config())

@@ -7,19 +7,11 @@ drawn with numpy seed 0 (jaxclust.data.sources.long_tail). For CIFAR-20 the rati
 the original pickles, so the drawn images differ from the paper's; the counts are the same.
 Everything else is propos_cifar20.py (official cifar20_r18_propos.yml); ResNet-18 as the paper's default backbone (Sec. 5.1.2).
 """
-import importlib.util
-from pathlib import Path
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from jaxclust.config import sibling
 
 
 def get_config():
-    c = _load("propos_cifar10_lt").long_tailed(_load("propos_cifar20").get_config())
+    c = sibling(__file__, "propos_cifar10_lt").long_tailed(sibling(__file__, "propos_cifar20").get_config())
     # Not the official CIFAR-20 config's cluster-balanced resampling: on a long-tailed set it would
     # oversample the tail clusters, and Sec. 5.8 measures the method on the skewed distribution.
     c.train.resample = False

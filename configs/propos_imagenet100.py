@@ -4,15 +4,11 @@
 and K = 100. Data: the subset's classes of tfds imagenet2012 train (about 128,000 images, 19 GB at 224x224), streamed by
 the host instead of held in memory.
 """
-import importlib.util
-from pathlib import Path
+from jaxclust.config import sibling
 
 
 def get_config():
-    spec = importlib.util.spec_from_file_location("propos_imagenet50", Path(__file__).with_name("propos_imagenet50.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = sibling(__file__, "propos_imagenet50").get_config()
     c.data.name = "imagenet100"
     c.data.streaming = True
     c.kmeans.num_clusters = 100

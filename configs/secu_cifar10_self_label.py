@@ -15,15 +15,11 @@ Normalize -> Cutout(1 hole, length 16), with PIL semantics (jaxclust/data/randau
 (the pseudo-label) is SCAN's weak transform, CenterCrop(32) -> Normalize, i.e. the plain image.
 Normalisation stays that of the SeCu run being fine-tuned (SCAN's CIFAR-10 statistics are the same).
 """
-import importlib.util
-from pathlib import Path
+from jaxclust.config import sibling
 
 
 def get_config():
-    spec = importlib.util.spec_from_file_location("secu_cifar10", Path(__file__).with_name("secu_cifar10.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = sibling(__file__, "secu_cifar10").get_config()
     c.method.self_label.enabled = True
     c.method.self_label.threshold = 0.9  # paper
     c.method.self_label.warmup_epochs = 10  # paper

@@ -4,21 +4,13 @@ Targets SeCu Table 5: SeCu-Size (mean) NMI 50.7, ACC 50.0, ARI 35.0; SeCu-Entrop
 34.1. As `secu_cifar10.py` but 801 epochs (1 + 800), centres lr 0.8, min crop 0.2 and CIFAR-100
 statistics (paper §4; the official repository ships only the CIFAR-10 and STL-10 scripts).
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.data.sources import normalization
 
 
-def _secu_cifar10():
-    spec = importlib.util.spec_from_file_location("secu_cifar10", Path(__file__).with_name("secu_cifar10.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def get_config():
-    base = _secu_cifar10()
+    base = sibling(__file__, "secu_cifar10")
     c = base.get_config()
     c.data.name = "cifar20"
     base.secu_augment(c, min_crop=0.2)  # paper: 0.2 for CIFAR-100

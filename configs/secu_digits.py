@@ -11,24 +11,15 @@ most clusters empty, the duals then move whole batches into one cluster and the 
 collapses onto those labels. The entropy constraint (alpha = 6 N / 50, the paper's rule) uses exact
 global counts and does not depend on the number of steps.
 """
-import importlib.util
-from pathlib import Path
 
-from jaxclust.config import base_config
+from jaxclust.config import base_config, sibling
 from jaxclust.methods import secu
-
-
-def _propos_digits():
-    spec = importlib.util.spec_from_file_location("propos_digits", Path(__file__).with_name("propos_digits.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def get_config():
     c = base_config()
     # propos_digits.py's data and augmentation (small affine instead of crops, brightness/contrast, no flip)
-    digits = _propos_digits()
+    digits = sibling(__file__, "propos_digits").get_config()
     c.data, c.augment = digits.data, digits.augment
 
     c.model.backbone = "convnet"

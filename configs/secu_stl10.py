@@ -7,21 +7,13 @@ on the 105,000 train + unlabelled images (the loop scores the 5,000 labelled one
 Official STL-10 network: the CIFAR stem followed by MaxPool(2, 2, padding 1), and AvgPool(7) over the
 7x7 last map (a global average pool): model.stem='pica'.
 """
-import importlib.util
-from pathlib import Path
 
+from jaxclust.config import sibling
 from jaxclust.data.sources import normalization
 
 
-def _secu_cifar10():
-    spec = importlib.util.spec_from_file_location("secu_cifar10", Path(__file__).with_name("secu_cifar10.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def get_config():
-    base = _secu_cifar10()
+    base = sibling(__file__, "secu_cifar10")
     c = base.get_config()
     c.data.name = "stl10"
     c.data.split = "train"  # 5,000 labelled training images ...

@@ -11,19 +11,11 @@ ACC 80.2, ARI 63.9 (the paper scores the test split; this loop scores the 5,000 
 Stage 2 is not in the official code (`run_stl10.sh` is stage 1 only): everything not set here is
 stage 1's, as App. C.1 says "other parameters except the number of epochs are the same as the first stage".
 """
-import importlib.util
-from pathlib import Path
-
-
-def _secu_stl10():
-    spec = importlib.util.spec_from_file_location("secu_stl10", Path(__file__).with_name("secu_stl10.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from jaxclust.config import sibling
 
 
 def get_config():
-    c = _secu_stl10().get_config()
+    c = sibling(__file__, "secu_stl10").get_config()
     c.data.split = "train"  # App. C.1: "the 5k labelled training images" ...
     c.data.unlabelled = False  # ... only, without the 100k unlabelled ones of stage 1
     c.method.num_heads = 1  # App. C.1: only the target head (K = 10) is kept (seed_secu.md §8: "stage 2: only 10")

@@ -1,10 +1,14 @@
 """Every config key, with its default, and the checks a config must pass before any work starts.
 
-Files in `configs/` start from `base_config()` and change what their recipe needs; every key can be
-overridden on the command line (`--config.optim.lr=0.1`). Defaults are the official ProPos CIFAR-10
+Files in `configs/` start from `base_config()`, or from a sibling config file (`sibling`), and change
+what their recipe needs; every key can be overridden on the command line (`--config.optim.lr=0.1`). Defaults are the official ProPos CIFAR-10
 ResNet-18 run (`config/cifar10_r18_propos.yml` of Hzzone/ProPos) unless a comment says otherwise.
 """
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 import ml_collections
 
@@ -145,6 +149,16 @@ def base_config() -> ml_collections.ConfigDict:
     # ProPos Table 8 (SCAN's ImageNet subsets): clustered on train, scored on validation.
     c.eval.split = ""
     return c
+
+
+def sibling(config_file: str, name: str) -> ModuleType:
+    """The config file `name`.py in the folder of `config_file` (a config's `__file__`), loaded as a
+    module: a config derives from another with `sibling(__file__, "propos_cifar10").get_config()`.
+    Config files are loaded by path (config_flags), not imported, so they cannot import each other."""
+    spec = importlib.util.spec_from_file_location(name, Path(config_file).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _positive(cfg, *keys):
