@@ -301,13 +301,9 @@ def devices_section(args):
         one = jax.device_get(call(key, jax.device_put(x, jax.devices()[0])))
         times, same = {}, {}
         for name, restart_mesh in (("sharded", None), ("spread", mesh)):
-            res = jax.block_until_ready(call(key, xs, restart_mesh=restart_mesh))  # compile
-            runs = []
-            for _ in range(args.reps):
-                t0 = time.perf_counter()
-                res = jax.block_until_ready(call(key, xs, restart_mesh=restart_mesh))
-                runs.append(time.perf_counter() - t0)
-            times[name] = statistics.median(runs)
+            run = lambda: jax.block_until_ready(call(key, xs, restart_mesh=restart_mesh))  # noqa: E731
+            res = run()  # compile
+            times[name] = statistics.median(clock(run)[0] for _ in range(args.reps))
             same[name] = bool(np.array_equal(jax.device_get(res.labels), one.labels))
         print(f"{k:5d} {times['sharded']:13.3f} {times['spread']:9.3f} {times['spread'] / times['sharded']:14.2f} "
               f"{str(same['spread']):>18s} {str(same['sharded']):>19s}")
@@ -433,12 +429,17 @@ def large_section(args):
 # ----------------------------------------------------------------------------------------------
 
 
+def add_xla_flag(flag: str):
+    """Before jax is imported (and for the subprocesses of --large)."""
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+
+
 def set_single_thread():
     """Before jax is imported: the process pinned to one core (XLA sizes its CPU thread pool from the
     cores it may run on, and otherwise runs independent ops in parallel), XLA's Eigen matmuls
     single-threaded, BLAS and OpenMP pools limited to 1."""
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # inherited by the --large subprocesses
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+    add_xla_flag("--xla_cpu_multi_thread_eigen=false")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # for the subprocesses of --large
     from threadpoolctl import threadpool_limits
@@ -490,8 +491,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.fake_devices:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   f" --xla_force_host_platform_device_count={args.fake_devices}").strip()
+        add_xla_flag(f"--xla_force_host_platform_device_count={args.fake_devices}")
     if args.single_thread:
         set_single_thread()
     if args._child:

@@ -22,7 +22,7 @@ Random numbers come from ``jax.random`` (bit parity with torch's generator is im
 ``kmeans_from_init`` is comparable bit-for-bit-in-labels with the official code.
 
 Memory: the (N, K) distance matrix is never built at once. Rows are processed in chunks of at most
-``chunk_size`` rows in a loop, and x is never copied (chunks are a reshape of it). If ``x`` is
+``chunk_size`` rows in a loop, and an unsharded x is never copied (chunks are slices of it). If ``x`` is
 sharded on its row axis over a ('data',) mesh the chunk layout is *strided* (chunk j holds rows
 ``j, j + n_chunks, j + 2 n_chunks, ...``), so every chunk stays spread over all devices instead of
 living on one of them; otherwise chunks are contiguous. k-means++ needs only (N, candidates)
@@ -359,7 +359,11 @@ def _sample_proportional(key, weights, num: int, block: int = _SAMPLE_BLOCK):
 
 def _local_trials(k: int, n_local_trials) -> int:
     """Candidates per centre: official (sklearn) 2 + int(log K) when None; 1 is plain k-means++."""
-    return 2 + int(math.log(k)) if n_local_trials is None else n_local_trials
+    if n_local_trials is None:
+        return 2 + int(math.log(k))
+    if isinstance(n_local_trials, bool) or int(n_local_trials) < 1:
+        raise ValueError(f"n_local_trials must be None (official 2 + int(log K)) or an integer >= 1, got {n_local_trials!r}.")
+    return int(n_local_trials)
 
 
 def _kmeans_plusplus_chunks(key, rows: _Rows, n: int, k: int, n_trials: int):
@@ -569,12 +573,6 @@ def kmeans_from_init(
     )
 
 
-def _check_trials(n_local_trials):
-    if n_local_trials is not None and (isinstance(n_local_trials, bool) or int(n_local_trials) < 1):
-        raise ValueError(f"n_local_trials must be None (official 2 + int(log K)) or an integer >= 1, got {n_local_trials!r}.")
-    return n_local_trials if n_local_trials is None else int(n_local_trials)
-
-
 def _check_mesh(mesh):
     if mesh is not None and (not isinstance(mesh, Mesh) or _MESH_AXIS not in mesh.shape):
         raise ValueError(f"restart_mesh must be a jax.sharding.Mesh with a {_MESH_AXIS!r} axis (jaxclust.parallel.make_mesh()), got {mesh!r}.")
@@ -585,11 +583,12 @@ def kmeans_plusplus(key, x, k: int, chunk_size: int = DEFAULT_CHUNK_SIZE, n_loca
     """k-means++ seeding of the official port (cosine-distance potential, greedy local trials) -> (K, D) rows of x.
 
     n_local_trials: candidates drawn per centre, the one lowering the total potential most is kept;
-    None is the official 2 + int(log K), 1 is plain (non-greedy) k-means++ at 1 / (2 + log K) of the cost.
+    None is the official 2 + int(log K), 1 is plain (non-greedy) k-means++ with 1 / (2 + log K) of the
+    distance computations.
     """
     n, _ = _check_x(x)
     k = _check_k(k, n)
-    n_trials = _local_trials(k, _check_trials(n_local_trials))
+    n_trials = _local_trials(k, n_local_trials)
     return _kmeans_plusplus_jit(key, x, k=k, chunk_size=_check_positive("chunk_size", chunk_size), n_trials=n_trials,
                                 strided=_row_sharded(x))
 
@@ -635,7 +634,7 @@ def spherical_kmeans(
         max_iter=_check_positive("max_iter", max_iter),
         chunk_size=_check_positive("chunk_size", chunk_size),
         early_stop=bool(early_stop),
-        n_trials=_local_trials(k, _check_trials(n_local_trials)),
+        n_trials=_local_trials(k, n_local_trials),
         mesh=_check_mesh(restart_mesh),
         strided=_row_sharded(x),
     )

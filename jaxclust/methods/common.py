@@ -28,7 +28,7 @@ SPREAD_MAX_BYTES = 1 << 30  # restarts_over_devices=auto: largest whole copy of 
 
 
 def kmeans_options(kmeans_cfg, features, n_init: int) -> dict:
-    """The `spherical_kmeans` keywords the `kmeans.*` config sets besides K and the restart count.
+    """The `spherical_kmeans` keywords the `kmeans.*` config sets besides K, for `n_init` restarts.
 
     `restart_mesh` follows `kmeans.restarts_over_devices` and the mesh `features` are sharded on:
     spreading restarts removes every per-iteration collective and gives the one-device result, but
@@ -41,7 +41,7 @@ def kmeans_options(kmeans_cfg, features, n_init: int) -> dict:
         mesh = None
     elif mode == "auto" and (n_init % mesh.size or features.size * features.dtype.itemsize > SPREAD_MAX_BYTES):
         mesh = None
-    return dict(max_iter=kmeans_cfg.max_iter, tol=kmeans_cfg.tol, chunk_size=kmeans_cfg.chunk_size,
+    return dict(n_init=n_init, max_iter=kmeans_cfg.max_iter, tol=kmeans_cfg.tol, chunk_size=kmeans_cfg.chunk_size,
                 n_local_trials=kmeans_cfg.n_local_trials or None, restart_mesh=mesh)
 
 
@@ -49,9 +49,8 @@ def kmeans_cluster(kmeans_cfg) -> Callable:
     """E-step of ProPos and its kin: spherical k-means; labels -> extra.pseudo_labels, centres -> extra.centroids."""
 
     def cluster(state, features, key):
-        n_init = kmeans_cfg.n_init
-        result = kmeans.spherical_kmeans(key, features, kmeans_cfg.num_clusters, n_init=n_init,
-                                         **kmeans_options(kmeans_cfg, features, n_init))
+        result = kmeans.spherical_kmeans(key, features, kmeans_cfg.num_clusters,
+                                         **kmeans_options(kmeans_cfg, features, kmeans_cfg.n_init))
         extra = {**state.extra, "pseudo_labels": result.labels, "centroids": result.centers}
         return state.replace(extra=extra), result.labels, {"kmeans_inertia": float(result.inertia)}
 

@@ -253,10 +253,9 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         next_epoch = int(state.step) // steps_per_epoch
         if next_epoch + every > warmup:  # some epoch before the next E-step trains with ProtoNCE
             levels = {}
+            options = {**kmeans_options(cfg.kmeans, features, mcfg.kmeans_n_init), "max_iter": mcfg.kmeans_max_iter}
             for m, k in enumerate(granularities):
-                options = {**kmeans_options(cfg.kmeans, features, mcfg.kmeans_n_init), "max_iter": mcfg.kmeans_max_iter}
-                result = kmeans.spherical_kmeans(jax.random.fold_in(key, m), features, k, n_init=mcfg.kmeans_n_init,
-                                                 **options)
+                result = kmeans.spherical_kmeans(jax.random.fold_in(key, m), features, k, **options)
                 levels[level_name(m)] = level_state(features, result.labels, result.centers)
                 info[f"kmeans_inertia_k{k}"] = float(result.inertia)
                 if k == eval_k and scored is None:
@@ -264,7 +263,7 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
             extra["pcl"] = levels
         if scored is None:
             scored = kmeans.spherical_kmeans(jax.random.fold_in(key, len(granularities)), features, eval_k,
-                                             n_init=cfg.kmeans.n_init, **kmeans_options(cfg.kmeans, features, cfg.kmeans.n_init))
+                                             **kmeans_options(cfg.kmeans, features, cfg.kmeans.n_init))
         extra.update(pseudo_labels=scored.labels, centroids=scored.centers)
         info["kmeans_inertia"] = float(scored.inertia)
         return state.replace(extra=extra), scored.labels, info
