@@ -12,6 +12,8 @@ from types import ModuleType
 
 import ml_collections
 
+from jaxclust.models import BACKBONES
+
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and what to do."""
@@ -76,7 +78,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.augment.std = (0.2023, 0.1994, 0.2010)
 
     c.model = ml_collections.ConfigDict()
-    c.model.backbone = "resnet18"  # resnet18 | resnet34 | resnet50 | convnet
+    c.model.backbone = "resnet18"  # resnet10 (1 block per stage) | resnet18 | resnet34 | resnet50 | convnet
     c.model.width = 64
     c.model.stem = "cifar"  # cifar: 3x3 stride 1, no max-pool | imagenet: 7x7 stride 2 + max-pool | pica: cifar + 2x2 max-pool
     c.model.convnet_widths = (32, 64, 128)
@@ -218,7 +220,7 @@ def validate_config(cfg, device_count: int = 1) -> None:
     METHODS[cfg.method.name].validate(cfg)
     choose(cfg, "optim.name", ("sgd", "adam", "lars"))
     choose(cfg, "optim.schedule", ("warmup_cosine", "stepwise_cosine", "constant"))
-    choose(cfg, "model.backbone", ("resnet18", "resnet34", "resnet50", "convnet"))
+    choose(cfg, "model.backbone", BACKBONES)
     choose(cfg, "model.stem", ("cifar", "imagenet", "pica"))
     factor, size = downsampling(cfg.model), cfg.data.image_size
     if size < factor:

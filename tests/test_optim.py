@@ -1,6 +1,5 @@
 """LR / EMA schedules against the official ProPos values (schedules.npz), and SGD against torch's rule."""
 import math
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -8,17 +7,13 @@ import ml_collections
 import numpy as np
 import pytest
 
+from fixtures import load_official
 from jaxclust import optim
-
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "propos_official"
 
 
 @pytest.fixture(scope="module")
 def sched():
-    path = FIXTURES / "schedules.npz"
-    if not path.exists():
-        pytest.skip(f"official ProPos fixture {path} is missing (see shared/fixtures/propos_official/README.md)")
-    return np.load(path)
+    return load_official("schedules.npz")
 
 
 def _r18_args(d):
@@ -87,12 +82,33 @@ def test_schedule_float32_under_jit_matches_official(sched, name):
     np.testing.assert_allclose(np.asarray(got, dtype=np.float64), expected, rtol=1e-6, atol=0)
 
 
-def test_spot_values_from_fixture_readme(sched):
-    r18 = _r18_args(sched)
-    assert optim.warmup_cosine_lr(1, **r18) == pytest.approx(1.7094017e-5, rel=1e-7)
-    assert optim.warmup_cosine_lr(5850, **r18) == pytest.approx(0.1, rel=1e-12)
-    assert optim.warmup_cosine_lr(117000, **r18) == pytest.approx(6.155830e-4, rel=1e-6)  # not eta_min
-    assert optim.ema_momentum(58500, 0.996, 117000, True) == pytest.approx(0.998, abs=1e-12)
+def test_spot_values_follow_from_the_fixture_config(sched):
+    """Landmarks of the schedules, from the fixture's config scalars by closed forms (float64); where a
+    landmark is one of the stored n, the official value equals it too."""
+    r18, r34 = _r18_args(sched), _r34_args(sched)
+    base, warmup, epochs, ipe, eta_min = (r18[k] for k in ("base_lr", "warmup_epochs", "epochs", "iters_per_epoch", "eta_min"))
+    total, m0 = epochs * ipe, float(sched["momentum_base"])
+    last = eta_min + 0.5 * (base - eta_min) * (1 + math.cos(math.pi * (epochs - warmup) / epochs))
+    assert last > eta_min  # the cosine runs over all epochs, so it ends above eta_min
+    r34_peak = r34["base_lr"] * (1 + math.cos(math.pi * r34["warmup_epochs"] / r34["epochs"])) / 2
+    r34_warmup_iters = r34["warmup_epochs"] * r34["iters_per_epoch"]
+    landmarks = [  # (stored array, its n array, n, closed form, our value)
+        ("lr", "n_iter", 1, base / (warmup * ipe), optim.warmup_cosine_lr(1, **r18)),  # first warm-up step
+        ("lr", "n_iter", warmup * ipe, base, optim.warmup_cosine_lr(warmup * ipe, **r18)),  # end of warm-up: the peak
+        ("lr", "n_iter", total, last, optim.warmup_cosine_lr(total, **r18)),
+        ("ema_momentum_increase", "n_iter", total, 1.0, optim.ema_momentum(total, m0, total, True)),
+        ("ema_momentum_constant", "n_iter", total, m0, optim.ema_momentum(total, m0, total, False)),
+        # r34: per-iteration warm-up to the cosine value of epoch `warmup`, then constant per epoch
+        ("r34_lr", "r34_n_iter", r34_warmup_iters, r34_peak, optim.stepwise_cosine_lr(r34_warmup_iters, **r34)),
+        ("r34_lr", "r34_n_iter", r34_warmup_iters + 1, r34_peak, optim.stepwise_cosine_lr(r34_warmup_iters + 1, **r34)),
+    ]
+    for name, n_name, n, want, ours in landmarks:
+        assert ours == pytest.approx(want, rel=1e-12, abs=1e-15), (name, n)
+        stored = sched[name][sched[n_name] == n]
+        if stored.size:
+            assert stored[0] == pytest.approx(want, rel=1e-12, abs=1e-15), (name, n)
+    # halfway through the increasing EMA: (1 + cos(pi / 2)) / 2 = 1/2 of the way from m0 to 1
+    assert optim.ema_momentum(total / 2, m0, total, True) == pytest.approx(1 - (1 - m0) / 2, rel=1e-12)
 
 
 def test_scaled_base_lr_matches_official_configs():

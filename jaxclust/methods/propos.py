@@ -122,12 +122,12 @@ def build(
     # mix examples; only ghost BN (model.bn_groups > 1) makes the order matter.
     shuffle = cfg.model.bn_groups > 1 and mcfg.get("shuffle_bn", True)
 
-    def target_features(state, views, key):
+    def target_features(target_params, state, views, key):
         """f'(x) for each view in turn, l2-normalised, threading the target's own BN statistics."""
         stats, outs = state.target_batch_stats, []
         for i, x in enumerate(views):
-            order = jax.random.permutation(jax.random.fold_in(key, 2000 + i), x.shape[0]) if shuffle else None
-            z, stats = apply_net(state.target_params, stats, x if order is None else x[order])
+            order = target_shuffle(key, i, x.shape[0]) if shuffle else None
+            z, stats = apply_net(target_params, stats, x if order is None else x[order])
             z = z if order is None else z[jnp.argsort(order)]
             outs.append(losses.l2_normalize(z))
         return [jax.lax.stop_gradient(k) for k in outs], stats
@@ -139,15 +139,19 @@ def build(
         psl_weight = mcfg.psl_weight * after_warmup  # official: PSL x 0 during warm-up ...
         sigma = mcfg.sigma * after_warmup  # ... and the PSA noise too
         labels = state.extra["pseudo_labels"][indices]
+        momentum = optim.ema_momentum(n, mcfg.ema_momentum, total_steps, mcfg.ema_increase)
+        # official: the EMA runs inside forward with the online weights from before this step's
+        # update; v1 averages after its target passes, v2 before them (forward_v2 starts with it)
+        averaged_target = ema_update(state.target_params, state.params["net"], momentum)
 
         if mcfg.forward == "v1":
             # official forward_loss(x1 -> x2) then (x2 -> x1): the target sees view 2 first
-            (k2, k1), target_stats = target_features(state, (view2, view1), key)
+            (k2, k1), target_stats = target_features(state.target_params, state, (view2, view1), key)
             pairs = ((view1, k2), (view2, k1))
             rows = indices
         else:
             # official forward_v2: one pass over both views concatenated
-            (k21,), target_stats = target_features(state, (jnp.concatenate([view2, view1]),), key)
+            (k21,), target_stats = target_features(averaged_target, state, (jnp.concatenate([view2, view1]),), key)
             pairs = ((jnp.concatenate([view1, view2]), k21),)
             labels = jnp.concatenate([labels, labels])
             rows = jnp.concatenate([indices, indices])
@@ -157,7 +161,7 @@ def build(
             align, psl, extra, pair_extra = [], [], [], []
             for i, (x, k) in enumerate(pairs):
                 q, net_stats = apply_net(params["net"], stats["net"], x)
-                noise = jax.random.normal(jax.random.fold_in(key, i), q.shape, q.dtype)
+                noise = psa_noise(key, i, q.shape, q.dtype)
                 p, pred_stats = apply_predictor(params["predictor"], stats["predictor"], q + sigma * noise)
                 stats = {"net": net_stats, "predictor": pred_stats}
                 if extra_loss is not None:
@@ -195,15 +199,12 @@ def build(
             queue_args = {"queue": (state.extra["psl_queue"], state.extra["pseudo_labels"][queued])}
 
         (_, (batch_stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        momentum = optim.ema_momentum(n, mcfg.ema_momentum, total_steps, mcfg.ema_increase)
-        # official: the EMA runs inside forward, i.e. with the online weights before this step's update
-        target_params = ema_update(state.target_params, state.params["net"], momentum)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         state = state.replace(
             step=state.step + 1,
             params=optax.apply_updates(state.params, updates),
             batch_stats=batch_stats,
-            target_params=target_params,
+            target_params=averaged_target,
             target_batch_stats=target_stats,
             opt_state=opt_state,
         )
@@ -227,6 +228,16 @@ def build(
         return losses.l2_normalize(z)
 
     return Method(name, init, train_step, embed, kmeans_cluster(cfg.kmeans))
+
+
+def psa_noise(key, pair: int, shape, dtype=jnp.float32) -> jax.Array:
+    """The standard normal eps of PSA for forward pair `pair` of a step with key `key` (times sigma)."""
+    return jax.random.normal(jax.random.fold_in(key, pair), shape, dtype)
+
+
+def target_shuffle(key, view: int, n: int) -> jax.Array:
+    """The order the target sees the `view`-th batch in under shuffled BN (official `idx_shuffle`)."""
+    return jax.random.permutation(jax.random.fold_in(key, 2000 + view), n)
 
 
 def enqueue(extra: dict, features: jax.Array, indices: jax.Array) -> dict:

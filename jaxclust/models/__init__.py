@@ -22,13 +22,14 @@ from jaxclust.models.resnet import (
     Conv,
     ResNet,
     count_params,
+    resnet10,
     resnet18,
     resnet34,
     resnet50,
 )
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "convnet")
-_RESNETS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
+BACKBONES = ("resnet10", "resnet18", "resnet34", "resnet50", "convnet")
+_RESNETS = {"resnet10": resnet10, "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
 
 
 def _check_backbone(name: str) -> None:
@@ -93,6 +94,7 @@ __all__ = [
     "build_backbone",
     "count_params",
     "make_norm",
+    "resnet10",
     "resnet18",
     "resnet34",
     "resnet50",

@@ -345,6 +345,13 @@ def resnet18(
     return ResNet((2, 2, 2, 2), "basic", width=width, stem=stem, norm=norm, conv_impl=conv_impl)
 
 
+def resnet10(
+    width: int = 64, stem: str = "cifar", norm: ModuleDef = BatchNorm, conv_impl: str = "auto"
+) -> ResNet:
+    """One basic block per stage: the smallest torchvision-layout ResNet, for fast parity tests."""
+    return ResNet((1, 1, 1, 1), "basic", width=width, stem=stem, norm=norm, conv_impl=conv_impl)
+
+
 def resnet34(
     width: int = 64, stem: str = "cifar", norm: ModuleDef = BatchNorm, conv_impl: str = "auto"
 ) -> ResNet:
@@ -373,6 +380,7 @@ __all__ = [
     "count_params",
     "kaiming_normal_fan_out",
     "resnet18",
+    "resnet10",
     "resnet34",
     "resnet50",
     "torch_default_bias_init",
