@@ -10,6 +10,12 @@ Official code over the paper, because the author points to this file as the one 
 paper (official issue #4): batch 64 x 4 GPUs = 256, `v2: true` (both views in one forward), EMA
 momentum increasing from 0.996 to 1, and `data_resample: true`, cluster-balanced resampling by the
 k-means pseudo-labels, which the paper does not mention (`train.resample`).
+
+The official 4-GPU run's per-GPU behaviour is off by default (global-batch BatchNorm and PSL); to
+reproduce it: --config.model.bn_groups=4 --config.method.psl_processes=4
+--config.method.v2_layout=processes (each GPU's BatchNorm over its own two views, and forward_v2's
+chunk(2) halves with their label misalignment, compared step by step with the official code by
+`launch/compare_official.py`, setting per_gpu_v2).
 """
 from jaxclust.config import base_config
 from jaxclust.data.sources import normalization

@@ -104,6 +104,10 @@ def base_config() -> ml_collections.ConfigDict:
     # Memory queue of target features for PSL (ProPos Sec. 5.9, Fig. 8; official queue_size, v1 only):
     # prototypes from batch + queue, queued labels re-read from the current pseudo-labels. 0 = off.
     c.method.psl_queue_size = 0
+    # forward_v2's rows on bn_groups > 1: "views" keeps each view's rows together (BN groups as v1's);
+    # "processes" lays them out as the official multi-GPU run gathers them (per-GPU BN over both views,
+    # PSL halves scored with misaligned labels: propos_official.md §5.1)
+    c.method.v2_layout = "views"
     c.method.shuffle_bn = True  # official shuffling_bn: target batch shuffled across BN groups (bn_groups > 1)
 
     c.optim = ml_collections.ConfigDict()

@@ -282,7 +282,6 @@ def _lloyd(rows: _Rows, init, max_iter: int, tol_value, early_stop: bool = True)
     whether a rule held at the last iteration); benchmarks use it to compare equal work.
     """
     k = init.shape[0]
-    d = rows.x.shape[-1]
 
     # Step 0: assign to the init centres. Not a candidate for "best" (official min_inertia starts
     # at +inf and is only compared after an update step).

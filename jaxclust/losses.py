@@ -382,14 +382,15 @@ def hardness_aware_self_distillation_loss(
     return jnp.mean(jax.nn.softplus((w_pos * nu_pos - w_neg * nu_neg) / temperature))
 
 
-def per_process_psl(online, target, labels, num_clusters, temperature=0.5, processes=1, **psl_kwargs):
+def per_process_psl(online, target, labels, num_clusters, temperature=0.5, processes=1, owner=None, **psl_kwargs):
     """PSL as the official W-process run computes it, emulated on one global batch.
 
-    Process r holds rows [r*B/W, (r+1)*B/W). Each computes PSL over the gathered batch, deciding which
-    clusters are absent from its own rows only, and its gradient reaches only its own rows
-    (`GatherLayer.backward`); DDP then averages the processes' gradients. The result: the loss is the
-    mean of the W per-process losses, and with the same absent clusters everywhere the gradient is
-    1/W of the global-batch PSL's (reference: propos_official.md §2.4). processes=1 is the plain PSL.
+    Process r holds rows [r*B/W, (r+1)*B/W) (or those where `owner` == r). Each computes PSL over the
+    gathered batch, deciding which clusters are absent from its own labels [r*B/W, (r+1)*B/W) only,
+    and its gradient reaches only its own rows (`GatherLayer.backward`); DDP then averages the
+    processes' gradients. The result: the loss is the mean of the W per-process losses, and with the
+    same absent clusters everywhere the gradient is 1/W of the global-batch PSL's (reference:
+    propos_official.md §2.4). processes=1 is the plain PSL.
     """
     if processes == 1:
         return prototype_scattering_loss(online, target, labels, num_clusters, temperature, **psl_kwargs)
@@ -397,7 +398,7 @@ def per_process_psl(online, target, labels, num_clusters, temperature=0.5, proce
     if rows % processes:
         raise ValueError(f"a batch of {rows} rows does not split over {processes} processes.")
     local = rows // processes
-    owner = jnp.arange(rows) // local
+    owner = jnp.arange(rows) // local if owner is None else owner
     per_process = []
     for r in range(processes):
         own_rows = jnp.where((owner == r)[:, None], online, jax.lax.stop_gradient(online))

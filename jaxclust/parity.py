@@ -70,6 +70,9 @@ SETTINGS = {
     # sigma 0.01, 10x the official value, so that the noise moves the losses far past the tolerance
     "psa_noise": Setting(sigma=0.01, doc="PSA noise on (sigma 0.01), the same draws fed to both sides"),
     "per_gpu": Setting(world=2, doc="2 processes (gloo): per-GPU BN, shuffled target BN, per-GPU PSL"),
+    "per_gpu_v2": Setting(forward="v2", ema_increase=True, world=2,
+                          doc="forward_v2 on 2 processes (method.v2_layout='processes'): per-GPU BN over both "
+                              "views, the official chunk(2) halves and labels"),
 }
 
 
@@ -118,6 +121,7 @@ def make_config(setting: Setting, geometry: Geometry):
     c.method.forward, c.method.ema_increase, c.method.sigma = setting.forward, setting.ema_increase, setting.sigma
     c.method.psl_processes = setting.world
     c.method.shuffle_bn = True
+    c.method.v2_layout = "processes" if setting.world > 1 else "views"
     c.optim.lr = geometry.lr * 256 / geometry.batch  # make_optimizer scales by batch / 256 again
     c.optim.weight_decay = geometry.weight_decay
     c.optim.warmup_epochs = setting.warmup_epochs
@@ -334,19 +338,17 @@ def save_records(directory, records: dict[str, dict]) -> None:
 
     first = next(iter(records.values()))
     common = {k: v for k, v in first.items() if k in COMMON or k.startswith("init/")}
-    for name, record in records.items():
-        for k, v in common.items():
-            if not np.array_equal(record[k], v):
-                raise ValueError(f"setting {name} has another {k!r} than {next(iter(records))}")
     os.makedirs(directory, exist_ok=True)
     np.savez_compressed(os.path.join(directory, "common.npz"), **common)
     for name, record in records.items():
+        shared = all(np.array_equal(record[k], v) for k, v in common.items())
+        # a record with other data (another seed) is stored whole; load_record lets it override
         np.savez_compressed(os.path.join(directory, f"{name}.npz"),
-                            **{k: v for k, v in record.items() if k not in common})
+                            **{k: v for k, v in record.items() if not (shared and k in common)})
 
 
 def load_record(directory, name: str) -> dict[str, np.ndarray]:
-    """The whole record of setting `name` from a `save_records` directory."""
+    """The whole record of setting `name` from a `save_records` directory (its own arrays first)."""
     import os
 
     return {**np.load(os.path.join(directory, "common.npz")), **np.load(os.path.join(directory, f"{name}.npz"))}

@@ -11,7 +11,6 @@ It knows no method in particular: a method gives it `init`, `train_step`, `embed
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import shutil

@@ -44,7 +44,8 @@ flags.DEFINE_string("official_repo", None, "A checkout of github.com/Hzzone/ProP
 flags.DEFINE_string("torch_clustering", None,
                     "A checkout of github.com/Hzzone/torch_clustering (its folder holding torch_clustering/); "
                     "default: torch_clustering inside --official_repo, as its README installs it.")
-flags.DEFINE_list("settings", None, "Settings to run (default: all): " + "v1_constant_ema,v2_cosine_ema,warmup,psa_noise,per_gpu")
+flags.DEFINE_list("settings", None, "Settings to run (default: all): v1_constant_ema, v2_cosine_ema, warmup, "
+                  "psa_noise, per_gpu, per_gpu_v2.")
 flags.DEFINE_enum("geometry", "small", ["small", "resnet18"], "small: the CI fixture's network; resnet18: official bigresnet18.")
 flags.DEFINE_integer("steps", None, "Training steps (default: the geometry's, 20).")
 flags.DEFINE_integer("seed", None, "Seed of the data, batches, initial weights and noise (default: the geometry's, 0).")
@@ -190,9 +191,10 @@ def run_official(rank: int, world: int, port: int, payload_path: str, result_pat
             # the PSA noise and the target shuffle jaxclust draws, in the order the official step asks
             if setting.forward == "v1":
                 noises = [record[f"noise_{t}_{i}"][own] for i in (0, 1)]
-            else:  # forward_v2's q is this process's [view 1 rows; view 2 rows]
-                full = record[f"noise_{t}_0"]
-                noises = [np.concatenate([full[own], full[geometry.batch:][own]])]
+            elif world == 1:  # forward_v2's q is [view 1 rows; view 2 rows]
+                noises = [record[f"noise_{t}_0"]]
+            else:  # ... this process's, which v2_layout='processes' places at rows [2 r b, 2 (r + 1) b)
+                noises = [record[f"noise_{t}_0"][2 * rank * b:2 * (rank + 1) * b]]
             orders = [record[f"order_{t}_{i}"] for i in ((0, 1) if setting.forward == "v1" else (0,))]
             noises, orders = [torch.from_numpy(n) for n in noises], [torch.from_numpy(o).long() for o in orders]
 

@@ -9,7 +9,7 @@ numbers within the parity tolerances (`parity.STEP1_LOSS_RTOL`, `parity.RTOL`): 
 through online, target and predictor, PSL + PSA, the backward pass, SGD with coupled weight decay on
 every parameter and the x10 predictor learning rate, the EMA of parameters only (before the step;
 v2: before the target pass), both networks' BatchNorm statistics, v1 and v2, per-GPU BatchNorm,
-shuffled target BatchNorm and per-GPU PSL of a 2-process run.
+shuffled target BatchNorm and per-GPU PSL of a 2-process run, with v1 and with v2's process layout.
 
 Measured here: losses within 4.4e-7, parameters and BN statistics 1.4e-6, features 8.5e-6 (the
 tolerance is 1e-4). These tiny networks' trajectories are sensitive, though: moving every initial
@@ -83,3 +83,15 @@ def test_relative_difference_is_scaled_by_the_tensor():
     assert parity.relative_difference([1.0, -4.0], [1.0, -4.0]) == 0.0
     assert parity.relative_difference([1.0, -4.0 + 4e-4], [1.0, -4.0]) == pytest.approx(1e-4)
     assert parity.relative_difference([0.0], [0.0]) == 0.0
+
+
+def test_process_layout_of_forward_v2_needs_per_gpu_batchnorm():
+    from jaxclust.config import ConfigError, base_config
+    from jaxclust.methods import propos
+
+    cfg = base_config()
+    cfg.method.forward, cfg.method.v2_layout = "v2", "processes"
+    with pytest.raises(ConfigError, match="bn_groups"):
+        propos.validate(cfg)
+    cfg.model.bn_groups = 4
+    propos.validate(cfg)

@@ -52,6 +52,12 @@ def validate(cfg) -> None:
             f"method.psl_queue_size ({queue}) needs method.forward='v1', psl_processes=1 and a multiple of "
             f"2 x train.batch_size ({2 * cfg.train.batch_size}), as the official queue."
         )
+    layout = cfg.method.get("v2_layout", "views")
+    if layout not in ("views", "processes"):
+        raise ConfigError(f"method.v2_layout must be one of 'views', 'processes'; got {layout!r}.")
+    if layout == "processes" and cfg.model.bn_groups == 1:
+        raise ConfigError("method.v2_layout='processes' emulates a multi-GPU forward_v2: set model.bn_groups "
+                          "to the number of GPUs (and method.forward='v2').")
     processes = cfg.method.get("psl_processes", 1)
     if not isinstance(processes, int) or processes < 1 or cfg.train.batch_size % processes:
         raise ConfigError(
@@ -132,7 +138,25 @@ def build(
             outs.append(losses.l2_normalize(z))
         return [jax.lax.stop_gradient(k) for k in outs], stats
 
+    # forward_v2's row layout. "views": [view 1 | view 2], BN groups within a view. "processes": as the
+    # official W-process run gathers it, [process 0: view 1, view 2 | process 1: ...], so that each BN
+    # group holds one process's two views, and its chunk(2) halves hold processes 0..W/2-1 and the
+    # rest, each scored with the labels of the whole batch in order (the official misalignment, §5.1).
+    layout_groups = cfg.model.bn_groups if mcfg.get("v2_layout", "views") == "processes" else 1
+    psl_processes = mcfg.get("psl_processes", 1)
+
+    def by_process(a, b):
+        return jnp.concatenate([x for pair in zip(jnp.split(a, layout_groups), jnp.split(b, layout_groups)) for x in pair])
+
+    def v2_owners_for(batch):
+        if layout_groups == 1:
+            return (None, None)  # each half is one view: its own process slices
+        # the process of each row of the gathered 2B rows, as the official GatherLayer routes gradients
+        owner = jnp.arange(2 * batch) // (2 * batch // psl_processes)
+        return tuple(jnp.split(owner, 2))
+
     def train_step(state, view1, view2, indices, key):
+        v2_owners = v2_owners_for(view1.shape[0])
         n = state.step + 1  # official schedules take the 1-based iteration count
         epoch = state.step // steps_per_epoch
         after_warmup = (epoch >= cfg.optim.warmup_epochs).astype(jnp.float32)
@@ -151,10 +175,10 @@ def build(
             rows = indices
         else:
             # official forward_v2: one pass over both views concatenated
-            (k21,), target_stats = target_features(averaged_target, state, (jnp.concatenate([view2, view1]),), key)
-            pairs = ((jnp.concatenate([view1, view2]), k21),)
-            labels = jnp.concatenate([labels, labels])
-            rows = jnp.concatenate([indices, indices])
+            (k21,), target_stats = target_features(averaged_target, state, (by_process(view2, view1),), key)
+            pairs = ((by_process(view1, view2), k21),)
+            labels = jnp.concatenate([labels, labels])  # each half is scored with the B labels in order
+            rows = by_process(indices, indices)
 
         def loss_fn(params):
             stats = state.batch_stats
@@ -173,9 +197,10 @@ def build(
                 online = p if mcfg.psl_terms == "alignment" else q
                 if mcfg.forward == "v1":
                     psl.append(_psl(online, k, labels))
-                else:  # official v2 chunks the 2B rows back into the two views
-                    for o, kk, y in zip(jnp.split(online, 2), jnp.split(k, 2), jnp.split(labels, 2)):
-                        psl.append(_psl(o, kk, y))
+                else:  # official v2 chunks the 2B rows back into two halves (the two views on one process)
+                    halves = zip(jnp.split(online, 2), jnp.split(k, 2), jnp.split(labels, 2), v2_owners)
+                    for o, kk, y, owner in halves:
+                        psl.append(_psl(o, kk, y, owner))
             align_loss, psl_loss = jnp.mean(jnp.stack(align)), jnp.mean(jnp.stack(psl))
             loss = align_loss + psl_weight * psl_loss
             terms = {"align_loss": align_loss, "psl_loss": psl_loss}
@@ -187,9 +212,9 @@ def build(
                 terms.update(jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *[m for _, m in pair_extra]))
             return loss, (stats, {"loss": loss, **terms})
 
-        def _psl(online, target, y):
+        def _psl(online, target, y, owner=None):
             return losses.per_process_psl(
-                online, target, y, num_clusters, mcfg.temperature, processes=mcfg.get("psl_processes", 1),
+                online, target, y, num_clusters, mcfg.temperature, processes=psl_processes, owner=owner,
                 terms=mcfg.psl_terms, negatives=mcfg.get("psl_negatives", "online"), **queue_args,
             )
 
