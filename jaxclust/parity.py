@@ -191,9 +191,9 @@ def initial_state(cfg, geometry: Geometry, official_state_dict: dict[str, np.nda
 _JITTED_STEPS: dict[str, Any] = {}  # config JSON -> jitted train step, so replays compile once
 
 
-def replay(cfg, geometry: Geometry, record: dict[str, np.ndarray]):
+def replay(cfg, geometry: Geometry, record: dict[str, np.ndarray], on_step=None):
     """Runs the record's steps through jaxclust. Returns (final state, per-step metrics as arrays,
-    the method)."""
+    the method); `on_step(t, state)` sees the state after each step t (0-based)."""
     init = {k[len("init/"):]: v for k, v in record.items() if k.startswith("init/")}
     method, state = initial_state(cfg, geometry, init, record["pseudo_labels"])
     key = cfg.to_json() + json.dumps(dataclasses.asdict(geometry))
@@ -205,6 +205,8 @@ def replay(cfg, geometry: Geometry, record: dict[str, np.ndarray]):
                               jnp.asarray(record["indices"][t]), step_key(geometry.seed, t))
         for name in history:
             history[name].append(float(metrics[name]))
+        if on_step is not None:
+            on_step(t, state)
     return state, {k: np.asarray(v) for k, v in history.items()}, method
 
 

@@ -5,7 +5,7 @@
     python launch/compare_official.py --official_repo=ProPos --torch_clustering=torch_clustering
 
 For each setting (`jaxclust.parity.SETTINGS`: forward v1 with constant EMA, forward v2 with the
-cosine-increasing EMA, a warm-up, the PSA noise, per-GPU BatchNorm/shuffle/PSL under a 2-process gloo
+cosine-increasing EMA, a warm-up, the PSA noise, per-GPU BatchNorm/shuffle/PSL with v1 and v2 under a 2-process gloo
 group) it builds the official `BYOLWrapper` (the official `bigresnet18` encoder with
 --geometry=resnet18, or a torchvision-layout ResNet with one block per stage with --geometry=small),
 its SGD optimiser (`collect_params`, one group per parameter) and a stand-in for its `TrainTask`, and
@@ -13,8 +13,9 @@ runs the official `BYOL.adjust_learning_rate` and `BYOL.train` for --steps steps
 two views, under DistributedDataParallel on CPU. jaxclust starts from the same weights (converted by
 `jaxclust/convert.py`) and runs its train step on the same batches, pseudo-labels, schedule, PSA noise
 and target shuffle (both drawn by jaxclust and fed to the official code). It prints, per step, both
-sides' total, PSL and alignment losses, then the largest relative difference of the online, target
-and predictor parameters and BatchNorm statistics, the E-step features of the data set and of a
+sides' total, PSL and alignment losses and the largest relative difference of the parameters and of
+the BatchNorm statistics (online, target and predictor, layer by layer), then for the last step each
+group apart, the E-step features of the data set and of a
 held-out batch, and the official `extract_features` + `PyTorchKMeans` labels from a given init
 against jaxclust's. It exits with 1 when a difference passes the stated tolerance
 (`jaxclust.parity.STEP1_LOSS_RTOL`, `RTOL`).
@@ -182,7 +183,7 @@ def run_official(rank: int, world: int, port: int, payload_path: str, result_pat
     b = geometry.batch // world
     own = slice(rank * b, (rank + 1) * b)
     nchw = lambda x: torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32))  # noqa: E731
-    losses, schedule = [], []
+    losses, schedule, per_step = [], [], {}
     randn_like, randperm = torch.randn_like, torch.randperm
     try:
         for t in range(record["indices"].shape[0]):
@@ -218,6 +219,9 @@ def run_official(rank: int, world: int, port: int, payload_path: str, result_pat
             warm = task.cur_epoch <= opt.warmup_epochs  # official is_warmup
             losses.append((align + psl * opt.cluster_loss_weight * float(not warm), align, psl))
             schedule.append((lr, momentum))
+            if rank == 0:  # the state after every step, for the per-step comparison (not stored)
+                per_step.update({f"step{t}/{k}": v.detach().numpy().copy()
+                                 for k, v in byol.state_dict().items() if _kept(k)})
     finally:
         torch.randn_like, torch.randperm = randn_like, randperm
 
@@ -247,7 +251,7 @@ def run_official(rank: int, world: int, port: int, payload_path: str, result_pat
     kmeans_labels = km.fit_predict(features)
     if rank == 0:
         final = {f"final/{k}": v.detach().numpy() for k, v in byol.state_dict().items() if _kept(k)}
-        np.savez(result_path, **final, official_loss=np.array([x[0] for x in losses]),
+        np.savez(result_path, **final, **per_step, official_loss=np.array([x[0] for x in losses]),
                  official_align_loss=np.array([x[1] for x in losses]),
                  official_psl_loss=np.array([x[2] for x in losses]),
                  official_lr=np.array([s[0] for s in schedule]), official_ema_momentum=np.array([s[1] for s in schedule]),
@@ -316,16 +320,26 @@ def compare(name: str, record: dict) -> bool:
 
     setting, geometry = parity.from_record(record)
     cfg = parity.make_config(setting, geometry)
-    state, history, method = parity.replay(cfg, geometry, record)
+    step_states = {}
+
+    def per_step(t, state):
+        official = {k[len(f"step{t}/"):]: v for k, v in record.items() if k.startswith(f"step{t}/")}
+        if official:  # absent in a stored record (--replay): only the final state was kept
+            diffs = parity.compare_states(state, official)
+            step_states[t] = (max(d for g, (d, _) in diffs.items() if "params" in g),
+                              max(d for g, (d, _) in diffs.items() if "BN" in g))
+
+    state, history, method = parity.replay(cfg, geometry, record, on_step=per_step)
     print(f"\n== {name}: {setting.doc} ({geometry.backbone} width {geometry.width}, batch {geometry.batch}, "
           f"{len(history['loss'])} steps)")
     print(f"{'step':>4} {'loss jaxclust':>14} {'official':>14} {'rel':>8} {'PSL jaxclust':>13} {'official':>13} "
-          f"{'rel':>8} {'align jaxclust':>15} {'official':>15} {'rel':>8}")
+          f"{'rel':>8} {'align jaxclust':>15} {'official':>15} {'rel':>8} {'params':>8} {'BN stats':>8}")
     ok = True
     rows = parity.loss_table(history, record)
     for row in rows:
         cells = " ".join(f"{a:14.8g} {b:14.8g} {r:8.1e}" for a, b, r in (row[k] for k in ("loss", "psl_loss", "align_loss")))
-        print(f"{row['step']:>4} {cells}")
+        params = " ".join(f"{d:8.1e}" for d in step_states.get(row["step"] - 1, ()))
+        print(f"{row['step']:>4} {cells} {params}")
     step1 = max(rows[0][k][2] for k in ("loss", "psl_loss", "align_loss"))
     every = max(row[k][2] for row in rows for k in ("loss", "psl_loss", "align_loss"))
     sched = max(parity.relative_difference(history["lr"], record["official_lr"]),
@@ -395,7 +409,8 @@ def main(argv):
         records[name] = record_setting(name, geometry)
         results[name] = compare(name, records[name])
     if FLAGS.save_fixture:
-        parity.save_records(FLAGS.save_fixture, records)
+        parity.save_records(FLAGS.save_fixture, {name: {k: v for k, v in record.items() if not k.startswith("step")}
+                                                 for name, record in records.items()})
     print("\n" + "\n".join(f"{name}: {'within tolerance' if ok else 'DIFFERS'}" for name, ok in results.items()))
     sys.exit(0 if all(results.values()) else 1)
 
