@@ -12,8 +12,6 @@ from types import ModuleType
 
 import ml_collections
 
-from jaxclust.models import BACKBONES
-
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and what to do."""
@@ -219,6 +217,7 @@ def validate_config(cfg, device_count: int = 1) -> None:
             f"({cfg.train.epochs}); for a shorter run also give --config.optim.warmup_epochs=N."
         )
     from jaxclust.methods import METHODS  # late import: method files import this module
+    from jaxclust.models import BACKBONES  # late: configs load without flax
 
     choose(cfg, "method.name", tuple(METHODS))
     METHODS[cfg.method.name].validate(cfg)

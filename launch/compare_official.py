@@ -122,6 +122,17 @@ def small_encoder(width: int):
                          *stages, nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(1))
 
 
+def build_official(official, setting, geometry):
+    """The official BYOLWrapper of a comparison, as the official BYOL.set_model builds it."""
+    opt = official_opt(setting, geometry)
+    encoder = (official.backbone_dict["bigresnet18"][0]() if geometry.backbone == "resnet18"
+               else small_encoder(geometry.width))
+    return official.BYOLWrapper(encoder, num_cluster=geometry.num_clusters, in_dim=8 * geometry.width,
+                                temperature=opt.temperature, hidden_size=geometry.hidden, fea_dim=geometry.dim,
+                                byol_momentum=opt.momentum_base, symmetric=True, shuffling_bn=True,
+                                latent_std=opt.latent_std, queue_size=0)
+
+
 def official_opt(setting, geometry):
     """The official argparse options the step reads (cifar10_r18_propos.yml values at this geometry);
     learning_rate is already scaled by batch/256, as TrainTask.__init__ does."""
@@ -162,12 +173,7 @@ def run_official(rank: int, world: int, port: int, payload_path: str, result_pat
     setting, geometry = from_record(record)
     opt = official_opt(setting, geometry)
 
-    encoder = (official.backbone_dict["bigresnet18"][0]() if geometry.backbone == "resnet18"
-               else small_encoder(geometry.width))
-    byol = official.BYOLWrapper(encoder, num_cluster=geometry.num_clusters, in_dim=8 * geometry.width,
-                                temperature=opt.temperature, hidden_size=geometry.hidden, fea_dim=geometry.dim,
-                                byol_momentum=opt.momentum_base, symmetric=True, shuffling_bn=True,
-                                latent_std=opt.latent_std, queue_size=0)
+    byol = build_official(official, setting, geometry)
     init = {k[len("init/"):]: torch.from_numpy(v) for k, v in record.items() if k.startswith("init/")}
     missing, unexpected = byol.load_state_dict(init, strict=False)
     if unexpected or [k for k in missing if _kept(k)]:  # encoder.* share encoder_k/projector_k's tensors
@@ -280,10 +286,7 @@ def official_initial_weights(repo, tc_path, setting, geometry):
 
     official = import_official(repo, tc_path)
     torch.manual_seed(geometry.seed)
-    encoder = (official.backbone_dict["bigresnet18"][0]() if geometry.backbone == "resnet18"
-               else small_encoder(geometry.width))
-    byol = official.BYOLWrapper(encoder, num_cluster=geometry.num_clusters, in_dim=8 * geometry.width,
-                                temperature=0.5, hidden_size=geometry.hidden, fea_dim=geometry.dim)
+    byol = build_official(official, setting, geometry)
     return {f"init/{k}": v.detach().numpy().copy() for k, v in byol.state_dict().items() if _kept(k)}
 
 

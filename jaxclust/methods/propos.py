@@ -146,7 +146,8 @@ def build(
     psl_processes = mcfg.get("psl_processes", 1)
 
     def by_process(a, b):
-        return jnp.concatenate([x for pair in zip(jnp.split(a, layout_groups), jnp.split(b, layout_groups)) for x in pair])
+        pairs = zip(jnp.split(a, layout_groups), jnp.split(b, layout_groups))
+        return jnp.concatenate([x for pair in pairs for x in pair])
 
     def v2_owners_for(batch):
         if layout_groups == 1:
@@ -156,7 +157,6 @@ def build(
         return tuple(jnp.split(owner, 2))
 
     def train_step(state, view1, view2, indices, key):
-        v2_owners = v2_owners_for(view1.shape[0])
         n = state.step + 1  # official schedules take the 1-based iteration count
         epoch = state.step // steps_per_epoch
         after_warmup = (epoch >= cfg.optim.warmup_epochs).astype(jnp.float32)
@@ -179,6 +179,7 @@ def build(
             pairs = ((by_process(view1, view2), k21),)
             labels = jnp.concatenate([labels, labels])  # each half is scored with the B labels in order
             rows = by_process(indices, indices)
+            v2_owners = v2_owners_for(indices.shape[0])
 
         def loss_fn(params):
             stats = state.batch_stats
