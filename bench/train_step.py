@@ -90,7 +90,7 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         bank_path = Path(tmp) / "synthetic.npz"
-        write_bank(bank_path, num, size, channels, max(cfg.kmeans.num_clusters, 2), cfg.seed)
+        write_bank(bank_path, num, size, channels, max(cfg.cluster.num_clusters, 2), cfg.seed)
         cfg.data.source, cfg.data.path, cfg.data.name = "npz", str(bank_path), "synthetic"
         cfg.data.channels, cfg.data.imbalance_ratio, cfg.data.streaming = 0, 1.0, False
         run = _Run(cfg, Path(tmp))  # loads the bank into memory and onto the devices

@@ -33,6 +33,6 @@ def get_config():
     c.train.epochs = 1000
     c.train.batch_size = 512  # official 128 x 4 GPUs
 
-    c.kmeans.num_clusters = 10
-    c.kmeans.every = 10  # official reassign: 10
+    c.cluster.num_clusters = 10
+    c.cluster.every = 10  # official reassign: 10
     return c

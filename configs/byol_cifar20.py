@@ -17,5 +17,5 @@ def get_config():
     c.data.name = "cifar20"
     c.augment.mean, c.augment.std = normalization("cifar20")
     c.train.batch_size = 256  # official 64 x 4 GPUs
-    c.kmeans.num_clusters = 20
+    c.cluster.num_clusters = 20
     return c

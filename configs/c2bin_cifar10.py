@@ -42,6 +42,6 @@ def get_config():
     c.train.epochs = 300  # Table 10
     c.train.batch_size = 256  # Table 10
 
-    c.kmeans.num_clusters = 10  # the evaluated head (no k-means runs)
-    c.kmeans.every = 1
+    c.cluster.num_clusters = 10  # the evaluated head (no k-means runs)
+    c.cluster.every = 1
     return c

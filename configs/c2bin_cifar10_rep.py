@@ -5,7 +5,7 @@ for the linear probe). Pre-trains on the 50,000 training images. Heads (32, 64, 
 head, so the loop's cluster labels are spherical k-means (K = 10) on the runner's l2-normalised
 pooled feature (method.labels=kmeans). LARS (trust coefficient 1e-3, biases and BN excluded from
 weight decay and adaptation, A14) at a constant 0.2; ResNet-18 with the CIFAR stem ("following
-Wu et al. 2018"). Other data sets: data.name=cifar100 (100 classes: kmeans.num_clusters=100), or
+Wu et al. 2018"). Other data sets: data.name=cifar100 (100 classes: cluster.num_clusters=100), or
 data.name=stl10 data.split=train data.unlabelled=True data.image_size=96 model.stem=imagenet.
 """
 from jaxclust.config import base_config
@@ -49,6 +49,6 @@ def get_config():
     c.train.epochs = 500  # Table 5
     c.train.batch_size = 256
 
-    c.kmeans.num_clusters = 10
-    c.kmeans.every = 10
+    c.cluster.num_clusters = 10
+    c.cluster.every = 10
     return c

@@ -10,5 +10,5 @@ def get_config():
     c.data.name = "cifar20"
     c.augment.mean, c.augment.std = normalization("cifar20")
     c.method.cluster_heads = (20, 40, 160)  # Table 10
-    c.kmeans.num_clusters = 20
+    c.cluster.num_clusters = 20
     return c

@@ -37,6 +37,6 @@ def get_config():
     c.train.epochs = 1000
     c.train.batch_size = 256  # official: one GPU, batch 256
 
-    c.kmeans.num_clusters = 10
-    c.kmeans.every = 1  # official reassign: 1
+    c.cluster.num_clusters = 10
+    c.cluster.every = 1  # official reassign: 1
     return c

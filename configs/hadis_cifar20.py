@@ -14,6 +14,6 @@ def get_config():
     c.augment.mean, c.augment.std = normalization("cifar20")
     c.method.psl_weight = 0.05  # official cluster_loss_weight
     c.method.ema_increase = True  # official momentum_increase: true
-    c.kmeans.num_clusters = 20
+    c.cluster.num_clusters = 20
     c.train.resample = True  # official data_resample: true
     return c

@@ -19,5 +19,5 @@ def get_config():
     c.augment.mean, c.augment.std = normalization("imagenet10")
     c.train.batch_size = 128
     c.method.psl_weight = 0.05  # official cluster_loss_weight
-    c.kmeans.num_clusters = 10
+    c.cluster.num_clusters = 10
     return c

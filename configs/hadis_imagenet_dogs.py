@@ -9,5 +9,5 @@ def get_config():
     c = sibling(__file__, "hadis_imagenet10").get_config()
     c.data.name = "imagenet_dogs"
     c.method.psl_weight = 0.1  # official cluster_loss_weight
-    c.kmeans.num_clusters = 15
+    c.cluster.num_clusters = 15
     return c

@@ -17,5 +17,5 @@ def get_config():
     c.augment.mean, c.augment.std = normalization("stl10")
     c.train.batch_size = 128  # official, one GPU
     c.method.psl_weight = 0.1
-    c.kmeans.num_clusters = 10
+    c.cluster.num_clusters = 10
     return c

@@ -12,5 +12,5 @@ def get_config():
     c = sibling(__file__, "moco_cifar10").get_config()
     c.data.name = "cifar20"  # official: CIFAR-100 targets mapped to 20 superclasses; train + test
     c.augment.mean, c.augment.std = normalization("cifar20")  # official TrainTask.normalize('cifar20')
-    c.kmeans.num_clusters = 20  # official num_cluster: None -> number of classes
+    c.cluster.num_clusters = 20  # official num_cluster: None -> number of classes
     return c

@@ -24,5 +24,5 @@ def with_pcl(c):
         if key in byol_section:
             c.method[key] = byol_section[key]  # the BYOL run's own values
     c.method.proto_warmup_epochs = c.optim.warmup_epochs  # ProPos gates cls_loss by its lr warm-up (50)
-    c.kmeans.every = 1  # PCL: an E-step every epoch (ProPos json reassign 1)
+    c.cluster.every = 1  # PCL: an E-step every epoch (ProPos json reassign 1)
     return c

@@ -16,5 +16,5 @@ def get_config():
     c = sibling(__file__, "moco_cifar10").get_config()
     c.method = pcl.method_config("propos")  # MoCo v2 (tau 1, queue 4096, m 0.99, symmetric) + ProtoNCE
     c.model.projector_dim = 128  # json feat_dim 128 (ProPos' text says 256 for MoCo)
-    c.kmeans.every = 1  # json reassign 1: E-step every epoch
+    c.cluster.every = 1  # json reassign 1: E-step every epoch
     return c

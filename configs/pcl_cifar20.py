@@ -15,5 +15,5 @@ def get_config():
     c = sibling(__file__, "pcl_cifar10").get_config()
     c.data.name = "cifar20"  # json dataset cifar20, whole_dataset true
     c.augment.mean, c.augment.std = normalization("cifar20")  # official TrainTask.normalize('cifar20')
-    c.kmeans.num_clusters = 20
+    c.cluster.num_clusters = 20
     return c

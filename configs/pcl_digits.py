@@ -27,5 +27,5 @@ def get_config():
     c.method.proto_warmup_epochs = c.optim.warmup_epochs  # propos_digits' warm-up (PSL starts there too)
     c.method.kmeans_n_init = 5  # official faiss nredo 5
     c.method.kmeans_max_iter = 20  # official faiss niter 20
-    c.kmeans.every = 1  # official: an E-step every epoch
+    c.cluster.every = 1  # official: an E-step every epoch
     return c

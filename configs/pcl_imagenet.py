@@ -68,8 +68,8 @@ def get_config():
     c.train.embed_batch_size = 1280  # official E-step loader: 5 x batch size
     c.train.checkpoint_every_epochs = 5  # official: a checkpoint every 5 epochs
 
-    c.kmeans.num_clusters = 25000  # PCL Table 5: AMI of k-means with k = 25,000
-    c.kmeans.every = 1  # official: an E-step every epoch (from --warmup-epoch on)
+    c.cluster.num_clusters = 25000  # PCL Table 5: AMI of k-means with k = 25,000
+    c.cluster.every = 1  # official: an E-step every epoch (from --warmup-epoch on)
     c.kmeans.n_init = 5  # only for a scored k not among method.num_clusters
     c.kmeans.max_iter = 20
     c.kmeans.chunk_size = 16384

@@ -58,8 +58,8 @@ def get_config():
     c.train.batch_size = 512  # official batch_size 128 x num_devices 4
     c.train.checkpoint_every_epochs = 1  # official save_freq: 1
 
-    c.kmeans.num_clusters = 10  # official num_cluster: None -> number of classes
-    c.kmeans.every = 1  # official reassign: 1
+    c.cluster.num_clusters = 10  # official num_cluster: None -> number of classes
+    c.cluster.every = 1  # official reassign: 1
     c.kmeans.n_init = 10  # official PyTorchKMeans default n_init (per GPU; 40 inits over 4 GPUs)
     c.kmeans.max_iter = 300  # official
     c.kmeans.tol = 1e-4  # official

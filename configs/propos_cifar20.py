@@ -46,6 +46,6 @@ def get_config():
     c.train.batch_size = 256  # official 64 x 4 GPUs
     c.train.resample = True  # official data_resample: true
 
-    c.kmeans.num_clusters = 20
-    c.kmeans.every = 1  # official reassign: 1
+    c.cluster.num_clusters = 20
+    c.cluster.every = 1  # official reassign: 1
     return c

@@ -52,6 +52,6 @@ def get_config():
     c.train.log_every_epochs = 20
     c.train.checkpoint_every_epochs = 20
 
-    c.kmeans.num_clusters = 10
-    c.kmeans.every = 5
+    c.cluster.num_clusters = 10
+    c.cluster.every = 5
     return c

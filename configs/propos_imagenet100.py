@@ -11,5 +11,5 @@ def get_config():
     c = sibling(__file__, "propos_imagenet50").get_config()
     c.data.name = "imagenet100"
     c.data.streaming = True
-    c.kmeans.num_clusters = 100
+    c.cluster.num_clusters = 100
     return c

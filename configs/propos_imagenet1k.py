@@ -56,7 +56,7 @@ def get_config():
     c.train.batch_size = 4096  # official 32 x 8 GPUs x 16 accumulation steps
     c.train.embed_batch_size = 1024
 
-    c.kmeans.num_clusters = 1000
-    c.kmeans.every = 10  # official reassign: 10
+    c.cluster.num_clusters = 1000
+    c.cluster.every = 10  # official reassign: 10
     c.kmeans.chunk_size = 8192
     return c

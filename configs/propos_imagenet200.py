@@ -11,5 +11,5 @@ def get_config():
     c = sibling(__file__, "propos_imagenet50").get_config()
     c.data.name = "imagenet200"
     c.data.streaming = True
-    c.kmeans.num_clusters = 200
+    c.cluster.num_clusters = 200
     return c

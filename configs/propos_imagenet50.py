@@ -37,7 +37,7 @@ def get_config():
     c.train.epochs = 300  # paper Sec. 5.7
     c.train.batch_size = 256
 
-    c.kmeans.num_clusters = 50
+    c.cluster.num_clusters = 50
     c.eval.split = "validation"  # Table 8: clustered on train, scored on validation
-    c.kmeans.every = 1
+    c.cluster.every = 1
     return c

@@ -43,6 +43,6 @@ def get_config():
     c.train.batch_size = 256  # official 64 x 4 GPUs (official issue #10: the batch size matters)
     c.train.resample = True  # official data_resample: true
 
-    c.kmeans.num_clusters = 15
-    c.kmeans.every = 1
+    c.cluster.num_clusters = 15
+    c.cluster.every = 1
     return c

@@ -33,6 +33,6 @@ def get_config():
     c.train.epochs = 1000  # paper Sec. 5.1.3
     c.train.batch_size = 256  # paper: 256
 
-    c.kmeans.num_clusters = 10
-    c.kmeans.every = 1
+    c.cluster.num_clusters = 10
+    c.cluster.every = 1
     return c

@@ -63,6 +63,6 @@ def get_config():
     c.train.batch_size = 128
     c.train.embed_batch_size = 512
 
-    c.kmeans.num_clusters = 10  # K; heads of 10 ... 100 centres
-    c.kmeans.every = 10  # E-step = head-K prediction of every image (logging only, no k-means)
+    c.cluster.num_clusters = 10  # K; heads of 10 ... 100 centres
+    c.cluster.every = 10  # E-step = head-K prediction of every image (logging only, no k-means)
     return c

@@ -18,5 +18,5 @@ def get_config():
     c.method.centers_lr = 0.8  # paper §4: 0.8 for CIFAR-100-20
     c.method.entropy_alpha = 6000.0  # 6 N / 50 with N = 50,000
     c.train.epochs = 801  # 1 initialisation + 800
-    c.kmeans.num_clusters = 20
+    c.cluster.num_clusters = 20
     return c

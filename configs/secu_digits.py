@@ -42,6 +42,6 @@ def get_config():
     c.train.log_every_epochs = 20
     c.train.checkpoint_every_epochs = 20
 
-    c.kmeans.num_clusters = 10  # K of the evaluated head (heads have 10, 20, ..., 100 centres)
-    c.kmeans.every = 5  # E-step (here: head prediction, no k-means) cadence
+    c.cluster.num_clusters = 10  # K of the evaluated head (heads have 10, 20, ..., 100 centres)
+    c.cluster.every = 5  # E-step (here: head prediction, no k-means) cadence
     return c

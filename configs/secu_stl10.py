@@ -26,5 +26,5 @@ def get_config():
     c.method.center_temperature = 1.0  # official --secu-tw 1 for STL-10
     c.method.entropy_alpha = 26460.0  # paper App. C.1 (not 6 N / 50)
     c.train.epochs = 801  # 1 + 800
-    c.kmeans.num_clusters = 10
+    c.cluster.num_clusters = 10
     return c

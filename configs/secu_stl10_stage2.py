@@ -19,7 +19,7 @@ def get_config():
     c.data.split = "train"  # App. C.1: "the 5k labelled training images" ...
     c.data.unlabelled = False  # ... only, without the 100k unlabelled ones of stage 1
     c.method.num_heads = 1  # App. C.1: only the target head (K = 10) is kept (seed_secu.md §8: "stage 2: only 10")
-    c.kmeans.num_clusters = 10  # K = 10, stage 1's head00 (unchanged from secu_stl10.py)
+    c.cluster.num_clusters = 10  # K = 10, stage 1's head00 (unchanged from secu_stl10.py)
     c.method.init_from = ""  # stage 1's workdir: --config.method.init_from=STAGE1_WORKDIR (App. C.1 warm start)
     c.optim.lr = 0.002  # App. C.1: encoder lr 0.2 -> 0.002 (seed_secu.md §7.3, §8 "stage 2: 0.002")
     c.method.entropy_alpha = 600.0  # App. C.1: alpha 600 = 6 * 5000 / 50 (used with method.constraint=entropy)

@@ -133,9 +133,11 @@ def base_config() -> ml_collections.ConfigDict:
     # (official data_resample, on in its CIFAR-20 and ImageNet-Dogs configs; not in the paper).
     c.train.resample = False
 
-    c.kmeans = ml_collections.ConfigDict()  # official torch_clustering.PyTorchKMeans(metric='cosine')
-    c.kmeans.num_clusters = 10
-    c.kmeans.every = 1  # official reassign: 1 (epochs between E-steps)
+    c.cluster = ml_collections.ConfigDict()  # the E-step of the loop, whatever the method clusters with
+    c.cluster.num_clusters = 10  # clusters scored (and, for k-means methods, the k of the E-step)
+    c.cluster.every = 1  # epochs between E-steps (official reassign: 1)
+
+    c.kmeans = ml_collections.ConfigDict()  # the solver: official torch_clustering.PyTorchKMeans(metric='cosine')
     c.kmeans.n_init = 10
     c.kmeans.max_iter = 300
     c.kmeans.tol = 1e-4
@@ -192,7 +194,7 @@ def downsampling(model) -> int:
 def validate_config(cfg, device_count: int = 1) -> None:
     """Raises ConfigError for a value that cannot work, before any data is read or code compiled."""
     _positive(cfg, "train.epochs", "train.batch_size", "train.embed_batch_size", "data.image_size",
-              "kmeans.every", "kmeans.n_init", "kmeans.max_iter", "kmeans.chunk_size",
+              "cluster.every", "kmeans.n_init", "kmeans.max_iter", "kmeans.chunk_size",
               "train.log_every_epochs", "train.checkpoint_every_epochs", "train.checkpoints_to_keep")
     every_steps = cfg.train.checkpoint_every_steps
     if not isinstance(every_steps, int) or isinstance(every_steps, bool) or every_steps < 0:
@@ -201,12 +203,12 @@ def validate_config(cfg, device_count: int = 1) -> None:
     if not isinstance(trials, int) or isinstance(trials, bool) or trials < 0:
         raise ConfigError(f"kmeans.n_local_trials must be 0 (official 2 + int(log K)) or a positive integer, got {trials!r}.")
     choose(cfg, "kmeans.restarts_over_devices", ("auto", "always", "never"))
-    k, batch = cfg.kmeans.num_clusters, cfg.train.batch_size
+    k, batch = cfg.cluster.num_clusters, cfg.train.batch_size
     groups = cfg.model.bn_groups
     if not isinstance(groups, int) or groups < 1 or batch % groups:
         raise ConfigError(f"model.bn_groups must be a positive integer dividing train.batch_size ({batch}), got {groups!r}.")
     if not isinstance(k, int) or k < 2:
-        raise ConfigError(f"kmeans.num_clusters must be an integer >= 2, got {k!r}.")
+        raise ConfigError(f"cluster.num_clusters must be an integer >= 2, got {k!r}.")
     if batch % device_count:
         raise ConfigError(
             f"train.batch_size ({batch}) must be divisible by the number of devices ({device_count})."
@@ -262,9 +264,9 @@ def validate_config(cfg, device_count: int = 1) -> None:
 
 def validate_data(cfg, bank) -> None:
     """Raises ConfigError for a config that does not fit the loaded data set."""
-    n, k, batch = bank.num_examples, cfg.kmeans.num_clusters, cfg.train.batch_size
+    n, k, batch = bank.num_examples, cfg.cluster.num_clusters, cfg.train.batch_size
     if k > n:
-        raise ConfigError(f"kmeans.num_clusters ({k}) is larger than the data set ({n} images); lower it.")
+        raise ConfigError(f"cluster.num_clusters ({k}) is larger than the data set ({n} images); lower it.")
     if batch > n:
         raise ConfigError(f"train.batch_size ({batch}) is larger than the data set ({n} images); lower it.")
     channels = bank.num_channels

@@ -129,7 +129,7 @@ def make_config(setting: Setting, geometry: Geometry):
     c.optim.weight_decay = geometry.weight_decay
     c.optim.warmup_epochs = setting.warmup_epochs
     c.train.epochs, c.train.batch_size = geometry.epochs, geometry.batch
-    c.kmeans.num_clusters = geometry.num_clusters
+    c.cluster.num_clusters = geometry.num_clusters
     return c
 
 

@@ -5,7 +5,7 @@ It knows no method in particular: a method gives it `init`, `train_step`, `embed
 
     labels = E-step(state)                      # before epoch 1 as well
     for each epoch: for each batch of indices: state = train_step(state, two views, indices)
-                    every `kmeans.every` epochs: labels = E-step(state); log metrics
+                    every `cluster.every` epochs: labels = E-step(state); log metrics
                     checkpoint
 """
 from __future__ import annotations
@@ -219,7 +219,7 @@ class _Run:
             record.update({f"val_{k}": v for k, v in scores.items()})
         record.update(
             uniformity=float(metrics.uniformity(feats)),
-            imbalance=float(metrics.imbalance(labels, self.cfg.kmeans.num_clusters)),
+            imbalance=float(metrics.imbalance(labels, self.cfg.cluster.num_clusters)),
             **info,
             e_step_seconds=round(time.time() - t0, 3),
         )
@@ -361,7 +361,7 @@ class WorkdirError(RuntimeError):
 # Keys that make a checkpoint unusable for another config: the state's shapes depend on them.
 RUN_IDENTITY = ("method.name", "model.backbone", "model.width", "model.stem", "model.convnet_widths",
                 "model.projector_dim", "model.projector_hidden", "model.predictor_hidden",
-                "data.source", "data.name", "kmeans.num_clusters")
+                "data.source", "data.name", "cluster.num_clusters")
 MIN_FREE_BYTES = 200 * 2**20
 
 
@@ -404,7 +404,7 @@ def train_and_evaluate(cfg, workdir: str | Path) -> dict:
     main = parallel.is_main_process()
     if main and not (workdir / CONFIG_FILE).exists():  # the run's config, for launch/evaluate.py
         (workdir / CONFIG_FILE).write_text(cfg.to_json_best_effort(indent=2) + "\n")
-    epochs, every = cfg.train.epochs, cfg.kmeans.every
+    epochs, every = cfg.train.epochs, cfg.cluster.every
     log(
         f"jaxclust: {cfg.method.name} on {run.bank.name} ({run.bank.num_examples} images "
         f"{'x'.join(map(str, run.bank.image_shape))}), {epochs} epochs x {run.steps_per_epoch} steps, "

@@ -2,4 +2,4 @@
 
 
 def get_sweep():
-    return {f"k{k}": {"kmeans.num_clusters": k} for k in (5, 10, 20, 30, 40, 50)}
+    return {f"k{k}": {"cluster.num_clusters": k} for k in (5, 10, 20, 30, 40, 50)}

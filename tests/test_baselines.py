@@ -189,8 +189,8 @@ def tiny(cfg):
     cfg.train.batch_size = BATCH
     cfg.train.epochs = 4
     cfg.optim.warmup_epochs = 1
-    cfg.kmeans.num_clusters = 4
-    cfg.kmeans.every = 1
+    cfg.cluster.num_clusters = 4
+    cfg.cluster.every = 1
     cfg.kmeans.n_init = 2
     cfg.kmeans.max_iter = 10
     return cfg
@@ -271,7 +271,7 @@ def test_e_step_levels_shapes_determinism_and_scored_labels(tiny_moco_pcl):
         for name in ("labels", "prototypes", "concentration"):
             np.testing.assert_array_equal(level[name], b.extra["pcl"][pcl.level_name(m)][name])
         assert f"kmeans_inertia_k{k}" in info
-    # scored labels: the granularity equal to kmeans.num_clusters (4), stored as pseudo-labels
+    # scored labels: the granularity equal to cluster.num_clusters (4), stored as pseudo-labels
     np.testing.assert_array_equal(labels, a.extra["pcl"]["level0"]["labels"])
     np.testing.assert_array_equal(labels, a.extra["pseudo_labels"])
     np.testing.assert_array_equal(labels, labels_b)

@@ -96,7 +96,7 @@ def tiny_config(**method):
     c.method.update(method)
     c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.warmup_epochs = "adam", 1e-3, 0.0, 0
     c.train.epochs, c.train.batch_size = 4, B
-    c.kmeans.num_clusters = 3
+    c.cluster.num_clusters = 3
     return c
 
 
@@ -136,7 +136,7 @@ def test_labels_are_the_argmax_of_the_matching_head(setup):
 
 def test_kmeans_labels_and_validation():
     cfg = tiny_config(labels="kmeans")
-    cfg.kmeans.num_clusters = 4  # no head has 4 clusters: k-means on the runner's r
+    cfg.cluster.num_clusters = 4  # no head has 4 clusters: k-means on the runner's r
     validate_config(cfg)
     method = c2bin.build(cfg, N, SPE)
     x = jax.random.normal(jax.random.key(0), (N, 8, 8, 1))
@@ -145,7 +145,7 @@ def test_kmeans_labels_and_validation():
     np.testing.assert_allclose(jnp.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)
     _, labels, _ = method.cluster(state, feats, jax.random.key(0))
     assert labels.shape == (N,) and labels.max() < 4
-    with pytest.raises(ConfigError, match="kmeans.num_clusters"):
+    with pytest.raises(ConfigError, match="cluster.num_clusters"):
         validate_config(tiny_config(labels="head", cluster_heads=(4, 5)))
 
 

@@ -49,9 +49,9 @@ def mock_tfds():
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_dry_run(name, image_folder, mock_tfds):
     cfg = load_config(name)
-    full_k = cfg.kmeans.num_clusters
+    full_k = cfg.cluster.num_clusters
     cfg.train.batch_size = 8  # the mock data sets hold a few hundred images at most
-    cfg.kmeans.num_clusters = min(full_k, 3)
+    cfg.cluster.num_clusters = min(full_k, 3)
     if cfg.data.source == "folder":
         cfg.data.path = image_folder
     else:
@@ -65,7 +65,7 @@ def test_config_dry_run(name, image_folder, mock_tfds):
 def test_streaming_config_builds_a_run_without_an_in_memory_bank(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     cfg = load_config("propos_imagenet1k")
-    cfg.data.path, cfg.train.batch_size, cfg.kmeans.num_clusters = str(tmp_path / "absent"), 64, 10
+    cfg.data.path, cfg.train.batch_size, cfg.cluster.num_clusters = str(tmp_path / "absent"), 64, 10
     with tfds.testing.mock_data(num_examples=130):
         run = _Run(cfg, tmp_path)
     assert run.streaming and run.images is None
@@ -95,7 +95,7 @@ def test_paper_settings():
     assert sorted(expected) == sorted(CONFIGS)
     for name, row in expected.items():
         c = load_config(name)
-        got = (c.data.name, c.model.backbone, c.model.stem, c.data.image_size, c.kmeans.num_clusters,
+        got = (c.data.name, c.model.backbone, c.model.stem, c.data.image_size, c.cluster.num_clusters,
                c.train.epochs, c.train.batch_size)
         assert got == row, name
     for name in ("propos_cifar10_lt", "propos_cifar20_lt"):
@@ -103,7 +103,7 @@ def test_paper_settings():
         assert c.data.imbalance_ratio == 0.1 and c.data.split == "train"  # Table 9, Sec. 5.8
     for name in ("byol_cifar10", "byol_cifar20"):
         c = load_config(name)
-        assert c.method.psl_weight == 0 and c.method.sigma == 0 and c.kmeans.every == 10
+        assert c.method.psl_weight == 0 and c.method.sigma == 0 and c.cluster.every == 10
     stl = load_config("propos_stl10")
     assert stl.data.unlabelled and stl.data.split == "train+test"
     dogs = load_config("propos_imagenet_dogs")
@@ -111,5 +111,5 @@ def test_paper_settings():
     imnet = load_config("propos_imagenet1k")
     assert imnet.augment.asymmetric and imnet.augment.blur_prob == 1.0 and imnet.augment.view2.blur_prob == 0.1
     assert imnet.augment.view2.solarize_prob == 0.2 and imnet.augment.saturation == 0.2
-    assert (imnet.method.psl_weight, imnet.method.sigma, imnet.kmeans.every) == (0.001, 1e-4, 10)
+    assert (imnet.method.psl_weight, imnet.method.sigma, imnet.cluster.every) == (0.001, 1e-4, 10)
     assert load_config("propos_cifar20").augment.mean == (0.5071, 0.4867, 0.4408)

@@ -190,7 +190,7 @@ def test_launch_evaluate_reports_on_a_pytorch_checkpoint(tmp_path):
     cfg = base_config()
     cfg.data.source, cfg.data.path, cfg.data.image_size = "npz", str(tmp_path / "toy.npz"), 16
     cfg.model.width, cfg.model.projector_hidden, cfg.model.projector_dim, cfg.model.predictor_hidden = 8, 32, 16, 32
-    cfg.kmeans.num_clusters, cfg.train.batch_size, cfg.train.embed_batch_size = 4, 8, 16
+    cfg.cluster.num_clusters, cfg.train.batch_size, cfg.train.embed_batch_size = 4, 8, 16
     cfg.optim.warmup_epochs = 0
     rcfg = default_config()
     rcfg.kmeans_restarts, rcfg.knn_k, rcfg.figures = 2, 5, False

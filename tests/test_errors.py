@@ -26,8 +26,8 @@ def launch(tmp_path, *args):
 @pytest.mark.parametrize("args, message", [
     (["--config.train.epoch=3"], "unknown config key 'epoch'; did you mean \"epochs\"?"),
     (["--config.train.epochs=abc"], "invalid literal for int() with base 10: 'abc'"),
-    (["--config.kmeans.num_clusters=5000"], "kmeans.num_clusters (5000) is larger than the data set (1797 images)"),
-    (["--config.kmeans.num_clusters=1"], "kmeans.num_clusters must be an integer >= 2"),
+    (["--config.cluster.num_clusters=5000"], "cluster.num_clusters (5000) is larger than the data set (1797 images)"),
+    (["--config.cluster.num_clusters=1"], "cluster.num_clusters must be an integer >= 2"),
     (["--config.train.batch_size=0"], "train.batch_size must be a positive integer"),
     (["--config.train.batch_size=4096"], "train.batch_size (4096) is larger than the data set"),
     (["--config.method.name=nope"], "method.name must be one of"),

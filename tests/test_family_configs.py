@@ -44,7 +44,7 @@ def mock_tfds():
 
 def shrink(cfg, image_folder):
     cfg.train.batch_size = 8
-    cfg.kmeans.num_clusters = 3
+    cfg.cluster.num_clusters = 3
     if cfg.method.name == "c2bin" and cfg.method.labels == "head":
         cfg.method.cluster_heads = (3,) + tuple(cfg.method.cluster_heads)[1:]
     cfg.data.path = image_folder if cfg.data.source == "folder" else "/nonexistent/tensorflow_datasets"

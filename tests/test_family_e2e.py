@@ -24,7 +24,7 @@ def tiny_digits_config(method):
     c.model.predictor_hidden = 32
     c.train.epochs, c.train.batch_size, c.train.checkpoint_every_epochs = 2, 256, 1
     c.optim.warmup_epochs = 0
-    c.kmeans.every, c.kmeans.n_init, c.kmeans.max_iter = 1, 2, 20
+    c.cluster.every, c.kmeans.n_init, c.kmeans.max_iter = 1, 2, 20
     if method == "secu":
         c.method.num_heads = 2
     return c

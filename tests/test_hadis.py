@@ -142,7 +142,7 @@ def tiny_config(**method):
     c.method.update(method)
     c.train.epochs, c.train.batch_size = 4, B
     c.optim.warmup_epochs = 1
-    c.kmeans.num_clusters = 5
+    c.cluster.num_clusters = 5
     return c
 
 

@@ -25,7 +25,7 @@ TINY = [  # digits, 28 steps per epoch
     "--config.model.predictor_hidden=32",
     "--config.train.batch_size=64",
     "--config.train.checkpoint_every_epochs=1",
-    "--config.kmeans.every=1",
+    "--config.cluster.every=1",
     "--config.kmeans.n_init=2",
 ]
 STEPS_PER_EPOCH = 1797 // 64

@@ -69,7 +69,7 @@ def test_two_process_streaming_run_reads_each_host_shard(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.clip(rng.normal(60 + 140 * (i % 2), 8, (8, 8)), 0, 255).astype(np.uint8)).save(path)
     stream = ["--config.data.source=folder", "--config.data.name=toy", f"--config.data.path={tmp_path / 'images'}",
-              "--config.data.streaming=True", "--config.kmeans.num_clusters=2", "--config.train.batch_size=8",
+              "--config.data.streaming=True", "--config.cluster.num_clusters=2", "--config.train.batch_size=8",
               "--config.train.embed_batch_size=8", "--config.train.epochs=2", "--config.train.checkpoint_every_steps=3"]
     address = f"127.0.0.1:{free_port()}"
     dist = ["--distributed", f"--coordinator_address={address}", "--num_processes=2"]

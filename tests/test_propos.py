@@ -18,7 +18,7 @@ def tiny_config(**method):
     c.model.projector_hidden, c.model.projector_dim, c.model.predictor_hidden = 16, 8, 16
     c.train.epochs, c.train.batch_size = 4, B
     c.optim.warmup_epochs = 1
-    c.kmeans.num_clusters = 20  # more clusters than a batch holds: most are absent from every batch
+    c.cluster.num_clusters = 20  # more clusters than a batch holds: most are absent from every batch
     c.method.update(method)
     return c
 

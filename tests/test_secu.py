@@ -207,7 +207,7 @@ def tiny_config(**method):
     c.method.update(method)
     c.optim.lr, c.optim.weight_decay, c.optim.warmup_epochs = 0.2, 1e-4, 1
     c.train.epochs, c.train.batch_size = 4, B
-    c.kmeans.num_clusters = 3
+    c.cluster.num_clusters = 3
     return c
 
 
@@ -357,7 +357,7 @@ def tiny_digits(num_heads, **method):
     c.method.update(method)
     c.optim.warmup_epochs = 0
     c.train.epochs, c.train.batch_size, c.train.embed_batch_size = 1, 256, 512
-    c.train.checkpoint_every_epochs = c.train.log_every_epochs = c.kmeans.every = 1
+    c.train.checkpoint_every_epochs = c.train.log_every_epochs = c.cluster.every = 1
     return c
 
 
@@ -399,7 +399,7 @@ def test_stage2_starts_from_stage1_encoder_and_kept_head(stage1, tmp_path):
     assert any(np.any(np.asarray(leaf)) for leaf in jax.tree.leaves(final.opt_state))  # stage 1's was not
     # a head of another size keeps stage 1's head of that size: K = 20 -> stage 1's head01
     cfg20 = tiny_digits(1, init_from=str(workdir))
-    cfg20.kmeans.num_clusters = 20
+    cfg20.cluster.num_clusters = 20
     other = secu.build(cfg20, 500, 2).init(jax.random.key(7), jnp.zeros((2, 8, 8, 1)))
     np.testing.assert_array_equal(other.params["centers"]["head00"], final.params["centers"]["head01"])
     # the warm state trains: one step assigns the batch with the kept head and moves the encoder
@@ -423,7 +423,7 @@ def test_init_from_errors_name_the_key(stage1, tmp_path):
     with pytest.raises(ConfigError, match=r"method\.init_from .* another architecture"):
         secu.build(wider, 500, 2)
     no_head = tiny_digits(1, init_from=str(workdir))
-    no_head.kmeans.num_clusters = 40
+    no_head.cluster.num_clusters = 40
     with pytest.raises(ConfigError, match=r"method\.init_from .* no head of 40 centres"):
         secu.build(no_head, 500, 2)
     both = tiny_digits(1, init_from=str(workdir))
@@ -435,7 +435,7 @@ def test_init_from_errors_name_the_key(stage1, tmp_path):
 def test_stl10_stage2_config():
     one, two = load_config("secu_stl10"), load_config("secu_stl10_stage2")
     assert (two.data.name, two.data.split, two.data.unlabelled) == ("stl10", "train", False)
-    assert (two.method.num_heads, two.kmeans.num_clusters, two.method.init_from) == (1, 10, "")
+    assert (two.method.num_heads, two.cluster.num_clusters, two.method.init_from) == (1, 10, "")
     assert (two.optim.lr, two.method.entropy_alpha, two.train.epochs) == (0.002, 600.0, 101)
     changed = {"data.unlabelled", "method.num_heads", "optim.lr", "method.entropy_alpha", "train.epochs"}
     flat = lambda c: {f"{s}.{k}": v for s, sec in c.to_dict().items() if isinstance(sec, dict) for k, v in sec.items()}  # noqa: E731

@@ -109,7 +109,7 @@ def stream_config(path, streaming=True):
     c.model.projector_hidden, c.model.projector_dim, c.model.predictor_hidden = 32, 16, 32
     c.train.epochs, c.train.batch_size, c.train.embed_batch_size = 2, 8, 16
     c.optim.warmup_epochs = 1
-    c.kmeans.num_clusters, c.kmeans.n_init, c.kmeans.max_iter = 3, 2, 20
+    c.cluster.num_clusters, c.kmeans.n_init, c.kmeans.max_iter = 3, 2, 20
     return c
 
 

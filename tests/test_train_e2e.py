@@ -31,7 +31,7 @@ def tiny_digits_config(epochs: int = 3):
     c.train.batch_size = 256
     c.train.checkpoint_every_epochs = 1
     c.optim.warmup_epochs = 1  # PSL and the PSA noise switch on from epoch 2
-    c.kmeans.every = 1
+    c.cluster.every = 1
     c.kmeans.n_init = 2
     c.kmeans.max_iter = 20
     return c
@@ -88,7 +88,7 @@ def test_over_clustering_end_to_end(tmp_path):
     """K = 20 on the 10 digit classes: Hungarian ACC on the non-square confusion matrix, or the
     official rule (ACC = 0 when the number of clusters differs from the number of classes)."""
     cfg = tiny_digits_config()
-    cfg.train.epochs, cfg.kmeans.num_clusters = 1, 20
+    cfg.train.epochs, cfg.cluster.num_clusters = 1, 20
     summary = train_and_evaluate(cfg, tmp_path / "hungarian")
     assert 0.0 < summary["acc"] <= 1.0 and 0.0 < summary["nmi"] <= 1.0
     cfg.eval.acc_rule = "official"

@@ -58,7 +58,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.features = "embed"  # embed: what the method clusters (ProPos: l2-normalised target projector) | backbone
     c.labels = "kmeans"  # kmeans: spherical k-means with kmeans_restarts restarts | method: the method's own E-step
     c.kmeans_restarts = 10
-    c.num_clusters = 0  # 0: the run's kmeans.num_clusters
+    c.num_clusters = 0  # 0: the run's cluster.num_clusters
     c.seed = 0
     c.knn_k = analysis.KNN_K  # official ProPos knn_monitor: k = 20, temperature 0.07
     c.knn_t = analysis.KNN_T
@@ -375,7 +375,7 @@ def evaluate(workdir, cfg=None, rcfg=None, checkpoint: int | None = None, torch_
     bank, y = run.bank, run.bank.labels
     _validate(rcfg, y is not None)
     out = Path(output) if output else workdir / REPORT_DIR
-    k = rcfg.num_clusters or cfg.kmeans.num_clusters
+    k = rcfg.num_clusters or cfg.cluster.num_clusters
     state, source = _restore(run, checkpoint, torch_checkpoint, rcfg)
 
     t0 = time.time()

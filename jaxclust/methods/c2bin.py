@@ -10,7 +10,7 @@ encoder feature r. For two views x', x'' of a batch:
     loss    = L_align + lambda_clust L_clust                          Eq. 7
     follower <- gamma follower + (1 - gamma) runner                   Eq. 8, after the optimiser step
 
-No k-means, no memory: cluster labels are argmax of the head whose K is `kmeans.num_clusters`
+No k-means, no memory: cluster labels are argmax of the head whose K is `cluster.num_clusters`
 (`method.labels="head"`, the PICA protocol of §4.3); the representation-learning setting, whose heads
 (32, 64, 128) have no such head, clusters the runner's l2-normalised r with spherical k-means instead
 (`method.labels="kmeans"`). Each view is its own BatchNorm batch; the follower runs in train mode on
@@ -46,7 +46,7 @@ def method_config() -> ml_collections.ConfigDict:
     m.entropy_weight = 1.0  # lambda_ent, Table 10 and Table 5
     m.ema_momentum = 0.995  # gamma, Table 10 (Table 5: 0.990)
     m.ema_increase = False  # A13: constant gamma; True = BYOL's cosine increase to 1
-    m.labels = "head"  # head: argmax of the K = kmeans.num_clusters head | kmeans: k-means on runner r
+    m.labels = "head"  # head: argmax of the K = cluster.num_clusters head | kmeans: k-means on runner r
     # Ambiguities of seed_c2bin.md §5 that change results, with the recommended readings as defaults:
     m.bca_normalize = True  # A3: cosine between BCAs (PICA) | False: the raw dot product of Eq. 4
     m.bca_exclude_positive = False  # A4: True = the literal 1[j != i] of Eq. 4 (positive not in the denominator)
@@ -68,9 +68,9 @@ def validate(cfg) -> None:
     heads = tuple(m.cluster_heads)
     if not heads or any(not isinstance(k, int) or k < 2 for k in heads):
         raise ConfigError(f"method.cluster_heads must be cluster counts >= 2, got {m.cluster_heads!r}.")
-    if m.labels == "head" and cfg.kmeans.num_clusters not in heads:
+    if m.labels == "head" and cfg.cluster.num_clusters not in heads:
         raise ConfigError(
-            f"method.labels=head needs a head with kmeans.num_clusters ({cfg.kmeans.num_clusters}) clusters "
+            f"method.labels=head needs a head with cluster.num_clusters ({cfg.cluster.num_clusters}) clusters "
             f"in method.cluster_heads {heads}; add it, or set method.labels=kmeans."
         )
     if not m.temperature > 0:
@@ -129,7 +129,7 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
     heads = ClusterHeads(sizes)
     tx, lr_fn = optim.make_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs, cfg.train.batch_size)
     total_steps = steps_per_epoch * cfg.train.epochs
-    eval_head = sizes.index(cfg.kmeans.num_clusters) if m.labels == "head" else None
+    eval_head = sizes.index(cfg.cluster.num_clusters) if m.labels == "head" else None
 
     def init(key, sample):
         k_net, k_pred, k_heads = jax.random.split(key, 3)
@@ -220,7 +220,7 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         return jax.nn.softmax(heads.apply({"params": state.params["heads"]}, r)[eval_head], axis=1)
 
     if eval_head is None:
-        return Method("c2bin", init, train_step, embed, kmeans_cluster(cfg.kmeans))
+        return Method("c2bin", init, train_step, embed, kmeans_cluster(cfg))
 
     def cluster(state, assignments, key):
         del key

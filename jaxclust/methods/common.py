@@ -45,12 +45,13 @@ def kmeans_options(kmeans_cfg, features, n_init: int) -> dict:
                 n_local_trials=kmeans_cfg.n_local_trials or None, restart_mesh=mesh)
 
 
-def kmeans_cluster(kmeans_cfg) -> Callable:
-    """E-step of ProPos and its kin: spherical k-means; labels -> extra.pseudo_labels, centres -> extra.centroids."""
+def kmeans_cluster(cfg) -> Callable:
+    """E-step of ProPos and its kin: spherical k-means with cluster.num_clusters centres and the solver
+    options of `kmeans.*`; labels -> extra.pseudo_labels, centres -> extra.centroids."""
 
     def cluster(state, features, key):
-        result = kmeans.spherical_kmeans(key, features, kmeans_cfg.num_clusters,
-                                         **kmeans_options(kmeans_cfg, features, kmeans_cfg.n_init))
+        result = kmeans.spherical_kmeans(key, features, cfg.cluster.num_clusters,
+                                         **kmeans_options(cfg.kmeans, features, cfg.kmeans.n_init))
         extra = {**state.extra, "pseudo_labels": result.labels, "centroids": result.centers}
         return state.replace(extra=extra), result.labels, {"kmeans_inertia": float(result.inertia)}
 

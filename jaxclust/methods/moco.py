@@ -197,7 +197,7 @@ def build(
                 "queue_ptr": jnp.zeros((), jnp.int32),
                 # the E-step's labels and centres (scored; MoCo's loss does not use them)
                 "pseudo_labels": jnp.zeros((num_examples,), jnp.int32),
-                "centroids": jnp.zeros((cfg.kmeans.num_clusters, dim), jnp.float32),
+                "centroids": jnp.zeros((cfg.cluster.num_clusters, dim), jnp.float32),
                 **(extra_state() if extra_state is not None else {}),
             },
         )
@@ -258,4 +258,4 @@ def build(
         z = net.apply({"params": state.target_params, "batch_stats": state.target_batch_stats}, images, train=False)
         return losses.l2_normalize(z)
 
-    return Method(name, init, train_step, embed, kmeans_cluster(cfg.kmeans))
+    return Method(name, init, train_step, embed, kmeans_cluster(cfg))

@@ -53,7 +53,7 @@ Differences kept: the k-means key changes every E-step (official: seed = level i
 and k-means++ seeding costs O(k) passes over the data, so the ImageNet granularities (k up to 100,000)
 are far slower to seed than faiss' random init.
 
-Labels scored by the loop: those of the granularity equal to `kmeans.num_clusters`; if there is none,
+Labels scored by the loop: those of the granularity equal to `cluster.num_clusters`; if there is none,
 one more spherical k-means with `kmeans.*` (ProPos evaluates its PCL rows with k = number of classes,
 as `pcl.py` does with its extra `self.num_cluster` clustering).
 """
@@ -202,7 +202,7 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
             f"lower it."
         )
     dim, tau = cfg.model.projector_dim, float(mcfg.temperature)
-    warmup, every = int(mcfg.proto_warmup_epochs), int(cfg.kmeans.every)
+    warmup, every = int(mcfg.proto_warmup_epochs), int(cfg.cluster.every)
 
     def extra_state():
         return {"pcl": {
@@ -249,7 +249,7 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
     def cluster(state, features, key):
         """The E-step: k-means at every granularity (when the next epochs use them), phi, and the scored labels."""
         extra, info = dict(state.extra), {}
-        eval_k, scored = cfg.kmeans.num_clusters, None
+        eval_k, scored = cfg.cluster.num_clusters, None
         next_epoch = int(state.step) // steps_per_epoch
         if next_epoch + every > warmup:  # some epoch before the next E-step trains with ProtoNCE
             levels = {}

@@ -89,7 +89,7 @@ def build(
     tx, lr_fn = optim.make_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs, cfg.train.batch_size)
     total_steps = steps_per_epoch * cfg.train.epochs
     queue_size = mcfg.get("psl_queue_size", 0)
-    num_clusters = cfg.kmeans.num_clusters
+    num_clusters = cfg.cluster.num_clusters
 
     def init(key, sample):
         k_net, k_pred = jax.random.split(key)
@@ -253,7 +253,7 @@ def build(
         z = net.apply({"params": state.target_params, "batch_stats": state.target_batch_stats}, images, train=False)
         return losses.l2_normalize(z)
 
-    return Method(name, init, train_step, embed, kmeans_cluster(cfg.kmeans))
+    return Method(name, init, train_step, embed, kmeans_cluster(cfg))
 
 
 def psa_noise(key, pair: int, shape, dtype=jnp.float32) -> jax.Array:

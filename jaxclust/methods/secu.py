@@ -83,7 +83,7 @@ def method_config() -> ml_collections.ConfigDict:
     m.center_damping = 0.0
     # Warm start (SeCu App. C.1, STL-10 stage 2; seed_secu.md §7.3): '' = off, else the workdir of a SeCu run.
     # Its newest checkpoint gives the encoder (net params + BatchNorm statistics) and, for each head of this
-    # run (sizes K, 2K, ... from kmeans.num_clusters and num_heads), the centres of its head of the same size;
+    # run (sizes K, 2K, ... from cluster.num_clusters and num_heads), the centres of its head of the same size;
     # its other heads are dropped. Optimiser state, labels, duals / counts and the step start fresh. The
     # model.* settings must match that run's (checked before anything is compiled).
     m.init_from = ""
@@ -294,7 +294,7 @@ class Encoder(nn.Module):
 
 def head_sizes(cfg) -> tuple[int, ...]:
     """K_h = (h + 1) K for h < num_heads (SeCu §4: K, 2K, ..., 10K)."""
-    return tuple((h + 1) * cfg.kmeans.num_clusters for h in range(cfg.method.num_heads))
+    return tuple((h + 1) * cfg.cluster.num_clusters for h in range(cfg.method.num_heads))
 
 
 def _head_names(n: int) -> tuple[str, ...]:
@@ -372,7 +372,7 @@ def load_warm_start(cfg, net: nn.Module, names, sizes) -> dict:
         if k not in by_size or by_size[k].shape[1:] != (cfg.model.projector_dim,):
             raise ConfigError(
                 f"{key} {str(workdir)!r} has no head of {k} centres of dimension {cfg.model.projector_dim} (its "
-                f"heads: {sorted(by_size)}); set kmeans.num_clusters and method.num_heads to heads of that run.")
+                f"heads: {sorted(by_size)}); set cluster.num_clusters and method.num_heads to heads of that run.")
         centers[name] = jnp.asarray(by_size[k], jnp.float32)
     return {"net": encoder["params"], "batch_stats": encoder["batch_stats"], "centers": centers}
 
