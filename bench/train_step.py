@@ -4,17 +4,17 @@
                                [--image_size 32] [--steps 10] [--reps 3]
     python bench/train_step.py --config configs/propos_digits.py --batch_size 128
 
-It builds the real training run (`jaxclust.train._Run`) from the config, on a synthetic uint8 image bank
+It builds the real training run (`jaxclust.train.Run`) from the config, on a synthetic uint8 image bank
 written to a temporary npz file (random pixels of the configured size and channels: the work of a step
 does not depend on the pixel values), and times, one after the other on the same state:
 
-- `train step`: the jitted step the training loop runs (`_Run._step`: gather the batch from the on-device
+- `train step`: the jitted step the training loop runs (`Run.step`, on a batch the feeder gathered from the on-device
   bank, two augmented views, ProPos loss, gradients, SGD, EMA), the number to report;
 - `step, no augmentation`: the same method step fed the deterministic test-time transform as view 1 and
   its mirror image as view 2 (two distinct inputs, so XLA cannot merge the two views' forward passes):
   what the step costs when augmentation is free;
 - `augmentation only`: the two augmented views of a batch, jitted alone;
-- `forward only`: the target network's eval-mode embedding of a batch (`_Run._embed`, what the E-step runs).
+- `forward only`: the target network's eval-mode embedding of a batch (`Run.embed`, what the E-step runs).
 
 Images/s counts each image of the batch once (its two views are not counted twice). Printed: the devices,
 compile time of each function (lowering + XLA compilation), steady-state images/s (median over `--reps`
@@ -24,7 +24,6 @@ step; on GPU also the peak device memory.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import tempfile
@@ -33,14 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxclust.config import ConfigError, load_config_file
+
 
 def load_config(path: str):
-    spec = importlib.util.spec_from_file_location("bench_config", path)
-    if spec is None or spec.loader is None:
-        sys.exit(f"cannot read the config file {path!r}; pass a configs/*.py file.")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    try:
+        return load_config_file(path)
+    except ConfigError as e:
+        sys.exit(f"cannot read the config file: {e}")
 
 
 def write_bank(path: Path, num: int, size: int, channels: int, classes: int, seed: int) -> None:
@@ -78,9 +77,8 @@ def main(argv=None):
     import jax
     import jax.numpy as jnp
 
-    from jaxclust import parallel
     from jaxclust.data.augment import eval_batch
-    from jaxclust.train import _Run, two_views
+    from jaxclust.train import Run, two_views
 
     devices = jax.devices()
     print(f"jax {jax.__version__}; {len(devices)} device(s): "
@@ -93,21 +91,21 @@ def main(argv=None):
         write_bank(bank_path, num, size, channels, max(cfg.cluster.num_clusters, 2), cfg.seed)
         cfg.data.source, cfg.data.path, cfg.data.name = "npz", str(bank_path), "synthetic"
         cfg.data.channels, cfg.data.imbalance_ratio, cfg.data.streaming = 0, 1.0, False
-        run = _Run(cfg, Path(tmp))  # loads the bank into memory and onto the devices
+        run = Run(cfg, Path(tmp))  # loads the bank into memory
     state = run.init_state()
 
     rng = np.random.default_rng(0)
-    batches = [parallel.put_global(rng.choice(num, batch, replace=False).astype(np.int32), run.sharded)
-               for _ in range(4)]
+    # (images, indices) global arrays: the batches the loop's feeder gathers from the on-device bank
+    batches = [run.feeder.batch(rng.choice(num, batch, replace=False)) for _ in range(4)]
     keys = [jax.random.fold_in(run.train_key, i) for i in range(4)]
     aug, views, method = run.aug, run.views, run.method
 
     @jax.jit
     def augment_only(images, indices, key):
-        return two_views(key, images[indices], indices, views, size)
+        return two_views(key, images, indices, views, size)
 
     def step_no_aug(state, images, indices, key):
-        x = eval_batch(images[indices], aug, size)
+        x = eval_batch(images, aug, size)
         # view 2: the same images mirrored (per image, no cross-device traffic), so XLA cannot merge
         # the two views' passes as it would for two identical inputs
         return method.train_step(state, x, jnp.flip(x, axis=2), indices, key)
@@ -116,14 +114,14 @@ def main(argv=None):
 
     # name, jitted function, its arguments for step i; functions that take the state return (state, metrics)
     cases = [
-        ("train step", run._step, lambda i: (state, run.images, batches[i % 4], keys[i % 4])),
-        ("step, no augmentation", step_no_aug, lambda i: (state, run.images, batches[i % 4], keys[i % 4])),
-        ("augmentation only", augment_only, lambda i: (run.images, batches[i % 4], keys[i % 4])),
-        ("forward only (embed)", run._embed, lambda i: (state, run.images, batches[i % 4])),
+        ("train step", run.step, lambda i: (state, *batches[i % 4], keys[i % 4])),
+        ("step, no augmentation", step_no_aug, lambda i: (state, *batches[i % 4], keys[i % 4])),
+        ("augmentation only", augment_only, lambda i: (*batches[i % 4], keys[i % 4])),
+        ("forward only (embed)", run.embed, lambda i: (state, batches[i % 4][0])),
     ]
     results, losses = [], {}
     for name, fn, arguments in cases:
-        threads_state = fn in (run._step, step_no_aug)
+        threads_state = fn in (run.step, step_no_aug)
         t0 = time.perf_counter()
         compiled = fn.lower(*arguments(0)).compile()
         compile_s = time.perf_counter() - t0

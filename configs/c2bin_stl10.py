@@ -13,7 +13,6 @@ from jaxclust.data.sources import normalization
 def get_config():
     c = sibling(__file__, "c2bin_cifar10").get_config()
     c.data.name = "stl10"
-    c.data.split = "train+test"
     c.data.image_size = 96
     c.augment.mean, c.augment.std = normalization("stl10")
     c.augment.blur_prob = 0.5

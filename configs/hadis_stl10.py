@@ -11,11 +11,7 @@ from jaxclust.data.sources import normalization
 def get_config():
     c = sibling(__file__, "hadis_cifar10").get_config()
     c.data.name = "stl10"
-    c.data.split = "train+test"
-    c.data.unlabelled = False
     c.data.image_size = 96
     c.augment.mean, c.augment.std = normalization("stl10")
     c.train.batch_size = 128  # official, one GPU
-    c.method.psl_weight = 0.1
-    c.cluster.num_clusters = 10
     return c

@@ -3,7 +3,9 @@
 Data, augmentation (SimCLR's without blur), backbone (ResNet-18, CIFAR stem) and E-step are those of
 `propos_cifar10.py` (loaded from it). ProPos Table 2 quotes MoCo on CIFAR-10 (ResNet-34) from
 Tsai et al. [10] rather than re-running it: NMI 66.9, ACC 77.6, ARI 60.8; for that backbone set
---config.model.backbone=resnet34.
+--config.model.backbone=resnet34. ProPos' MoCo settings that `propos_cifar10.py` already has:
+projection dimension 256 (§5.1.4), lr 0.05 x batch / 256, 50 warm-up epochs of 1,000, batch 512
+("512 for MoCo", §5.1.3).
 
 ProPos states an InfoNCE temperature of 1.0 for MoCo (§5.1.4; its PCL run's json also has
 moco_temp: 1). That is far from MoCo v2's own 0.2 and makes InfoNCE weak; it is kept here as
@@ -18,12 +20,7 @@ def get_config():
     c = sibling(__file__, "propos_cifar10").get_config()
     c.method = moco.method_config("propos")  # tau 1.0, queue 4096, m 0.99, symmetric, MoCo v2 MLP head
     c.model.projector_hidden = 512  # ProPos MoCoWrapper mlp: Linear(in_dim, in_dim), in_dim = 512 (ResNet-18)
-    c.model.projector_dim = 256  # ProPos §5.1.4 "projection dimension of MoCo v2 as 256"
-    c.optim.lr = 0.05  # ProPos §5.1.3: 0.05 x batch / 256
     c.optim.weight_decay = 1e-4  # ProPos §5.1.4
-    c.optim.warmup_epochs = 50  # ProPos §5.1.3
     c.optim.eta_min = 0.001  # official learning_eta_min default 0.01, relative: 0.01 x 0.1
     c.optim.predictor_lr_mult = 1.0  # no predictor
-    c.train.epochs = 1000  # ProPos §5.1.3
-    c.train.batch_size = 512  # ProPos §5.1.3 "512 for MoCo"
     return c

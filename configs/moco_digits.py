@@ -22,7 +22,6 @@ def get_config():
     c.method = moco.method_config("propos")  # tau 1.0, m 0.99, symmetric, MoCo v2 MLP head
     c.method.queue_size = 1024  # multiple of 2 x batch (symmetric)
     c.model.projector_hidden = 128  # ProPos MoCo head: Linear(in_dim, in_dim); ConvNet width 128
-    c.model.projector_dim = 128
     c.optim.weight_decay = 1e-4  # ProPos §5.1.4: MoCo v2 weight decay 1e-4
     c.optim.predictor_lr_mult = 1.0  # no predictor
     return c

@@ -9,7 +9,9 @@ NMI 58.2, ACC 57.8, ARI 42.3. Table 2 (ResNet-34: 60.6 / 61.4 / 45.1) came from 
 Official code over the paper, because the author points to this file as the one that reproduces the
 paper (official issue #4): batch 64 x 4 GPUs = 256, `v2: true` (both views in one forward), EMA
 momentum increasing from 0.996 to 1, and `data_resample: true`, cluster-balanced resampling by the
-k-means pseudo-labels, which the paper does not mention (`train.resample`).
+k-means pseudo-labels, which the paper does not mention (`train.resample`). The rest is the default,
+as in the official file: bigresnet18 (CIFAR stem) at 32 px, cluster_loss_weight 0.1, latent_std 0.001,
+lr 0.05 x 256/256, 50 warm-up epochs of 1000, k-means every epoch (reassign 1).
 
 The official 4-GPU run's per-GPU behaviour is off by default (global-batch BatchNorm and PSL); to
 reproduce it: --config.model.bn_groups=4 --config.method.psl_processes=4
@@ -17,35 +19,23 @@ reproduce it: --config.model.bn_groups=4 --config.method.psl_processes=4
 chunk(2) halves with their label misalignment, compared step by step with the official code by
 `launch/compare_official.py`, setting per_gpu_v2).
 """
-from jaxclust.config import base_config
 from jaxclust.data.sources import normalization
+from jaxclust.methods import default_config
 
 
 def get_config():
-    c = base_config()
+    c = default_config("propos")
     c.data.source = "tfds"
     c.data.name = "cifar20"
     c.data.split = "train+test"  # official whole_dataset: true
-    c.data.image_size = 32
 
     c.augment.mean, c.augment.std = normalization("cifar20")  # official CIFAR-100 statistics
 
-    c.model.backbone = "resnet18"  # official bigresnet18 (CIFAR stem)
-    c.model.stem = "cifar"
-
-    c.method.psl_weight = 0.1  # official cluster_loss_weight
-    c.method.sigma = 0.001  # official latent_std
     c.method.forward = "v2"  # official v2: true
-    c.method.ema_momentum = 0.996
     c.method.ema_increase = True  # official momentum_increase: true
 
-    c.optim.lr = 0.05  # x 256/256
-    c.optim.warmup_epochs = 50
-
-    c.train.epochs = 1000
     c.train.batch_size = 256  # official 64 x 4 GPUs
     c.train.resample = True  # official data_resample: true
 
     c.cluster.num_clusters = 20
-    c.cluster.every = 1  # official reassign: 1
     return c

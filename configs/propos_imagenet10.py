@@ -7,22 +7,20 @@ transform), so the random crops are taken from the 96x96 image rather than the f
 data.load_size larger (e.g. 160) to crop from more pixels at more memory.
 
 No official config exists; as for STL-10 this is the CIFAR-20 recipe (official issue #6) with the
-paper's backbone (ResNet-34, ImageNet stem), image size and no blur. Table 10 reports 224 px
-(90.8 / 96.2 / 91.8): data.image_size=224.
+paper's backbone (ResNet-34, ImageNet stem), image size and no blur (Sec. 5.1.4; the default).
+Table 10 reports 224 px (90.8 / 96.2 / 91.8): data.image_size=224.
 """
-from jaxclust.config import base_config
 from jaxclust.data.sources import normalization
+from jaxclust.methods import default_config
 
 
 def get_config():
-    c = base_config()
+    c = default_config("propos")
     c.data.source = "folder"
     c.data.name = "imagenet10"
-    c.data.path = ""  # the ImageFolder directory: pass --config.data.path=DIR
     c.data.image_size = 96  # paper Sec. 5.1.1
 
     c.augment.mean, c.augment.std = normalization("imagenet10")
-    c.augment.blur_prob = 0.0  # paper Sec. 5.1.4
 
     c.model.backbone = "resnet34"
     c.model.stem = "imagenet"
@@ -30,11 +28,7 @@ def get_config():
     c.method.forward = "v2"
     c.method.ema_increase = True
 
-    c.optim.lr = 0.05
-    c.optim.warmup_epochs = 50
-    c.train.epochs = 1000
     c.train.batch_size = 256
 
     c.cluster.num_clusters = 10
-    c.cluster.every = 1
     return c

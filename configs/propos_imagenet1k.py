@@ -7,7 +7,8 @@ what jaxclust does not have yet noted below:
   weight decay 1e-6, predictor lr x 1, warm-up 10 epochs; EMA 0.99 -> 1;
 - lambda_psl 0.001, sigma 1e-4, k-means every 10 epochs, K = 1000;
 - the asymmetric BYOL views (official byol_transform): ColorJitter(0.4, 0.4, 0.2, 0.1) p=0.8,
-  grey 0.2, blur p=1.0 / 0.1, solarize p=0.0 / 0.2;
+  grey 0.2, blur p=1.0 / 0.1 (kernel 23, sigma (0.1, 2)), solarize p=0.0 / 0.2;
+- v1 forward (the official memory queue works with v1 only);
 - NOT yet in jaxclust: LARS (SGD here), SyncBN over the 8 GPUs (one device's BN over its batch
   here), the 10,240-entry memory queue, gradient accumulation.
 Data: tfds imagenet2012 (manual download: the ILSVRC2012 tars in <data dir>/downloads/manual),
@@ -15,12 +16,12 @@ train split, 1,281,167 images streamed by the host (jaxclust/data/streaming.py) 
 224x224 on the host. The training loop does not read streaming sources yet: this config runs with
 --dry_run; see README "Data sets".
 """
-from jaxclust.config import base_config
 from jaxclust.data.sources import normalization
+from jaxclust.methods import default_config
 
 
 def get_config():
-    c = base_config()
+    c = default_config("propos")
     c.data.source = "tfds"
     c.data.name = "imagenet2012"
     c.data.split = "train"
@@ -28,22 +29,16 @@ def get_config():
     c.data.streaming = True
 
     c.augment.mean, c.augment.std = normalization("imagenet")
-    c.augment.brightness, c.augment.contrast, c.augment.saturation, c.augment.hue = 0.4, 0.4, 0.2, 0.1
+    c.augment.saturation = 0.2  # official ColorJitter(0.4, 0.4, 0.2, 0.1)
     c.augment.blur_prob = 1.0  # view 1
-    c.augment.blur_kernel = 23
-    c.augment.blur_sigma = (0.1, 2.0)
-    c.augment.solarize_prob = 0.0  # view 1
     c.augment.solarize_threshold = 128 / 255  # PIL ImageOps.solarize(img, 128)
     c.augment.asymmetric = True  # official byol_transform: true
-    c.augment.view2.blur_prob = 0.1
-    c.augment.view2.solarize_prob = 0.2
 
     c.model.backbone = "resnet50"
     c.model.stem = "imagenet"
 
     c.method.psl_weight = 0.001  # official cluster_loss_weight
     c.method.sigma = 1e-4  # official latent_std
-    c.method.forward = "v1"  # the official queue works with v1 only
     c.method.ema_momentum = 0.99  # official momentum_base
     c.method.ema_increase = True
 

@@ -10,34 +10,25 @@ Data: tfds imagenet2012 (manual download), train split, the subset's classes onl
 As Table 8 (and SCAN), every E-step also scores the validation images of the subset's classes, each
 assigned to its nearest k-means centroid (eval.split; metrics.jsonl val_nmi / val_acc / val_ari).
 """
-from jaxclust.config import base_config
 from jaxclust.data.sources import normalization
+from jaxclust.methods import default_config
 
 
 def get_config():
-    c = base_config()
+    c = default_config("propos")
     c.data.source = "tfds"
     c.data.name = "imagenet50"
     c.data.split = "train"
     c.data.image_size = 224
-    c.data.streaming = False
 
     c.augment.mean, c.augment.std = normalization("imagenet")
-    c.augment.blur_prob = 0.0
 
     c.model.backbone = "resnet50"  # paper Sec. 5.7
     c.model.stem = "imagenet"
 
-    c.method.psl_weight = 0.1
-    c.method.sigma = 0.001
-    c.method.ema_momentum = 0.996  # paper Sec. 5.1.4
-
-    c.optim.lr = 0.05
-    c.optim.warmup_epochs = 50
     c.train.epochs = 300  # paper Sec. 5.7
     c.train.batch_size = 256
 
     c.cluster.num_clusters = 50
     c.eval.split = "validation"  # Table 8: clustered on train, scored on validation
-    c.cluster.every = 1
     return c

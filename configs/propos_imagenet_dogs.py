@@ -11,25 +11,20 @@ Images are stored at 256x256 (squashed, PIL bicubic); the test transform then ta
 224x224, where torchvision would keep the aspect ratio before cropping. Official
 `data_resample: true`: cluster-balanced resampling (`train.resample`).
 """
-from jaxclust.config import base_config
 from jaxclust.data.sources import normalization
+from jaxclust.methods import default_config
 
 
 def get_config():
-    c = base_config()
+    c = default_config("propos")
     c.data.source = "folder"
     c.data.name = "imagenet_dogs"
-    c.data.path = ""  # the ImageFolder directory: pass --config.data.path=DIR
     c.data.image_size = 224  # official img_size: 224 (96 commented out)
     c.data.load_size = 256  # stored size: room for the Resize(256) + CenterCrop(224) test transform
 
     c.augment.mean, c.augment.std = normalization("imagenet_dogs")
     c.augment.blur_prob = 0.5  # official use_gaussian_blur: true -> GaussianBlur(23, (0.1, 2)) p=0.5
-    c.augment.blur_kernel = 23
-    c.augment.blur_sigma = (0.1, 2.0)
     c.augment.test_resized_crop = True  # official test_resized_crop: true
-    c.augment.test_resize = 256
-    c.augment.test_crop = 224
 
     c.model.backbone = "resnet34"  # official encoder_name: resnet34 (ImageNet stem)
     c.model.stem = "imagenet"
@@ -37,12 +32,8 @@ def get_config():
     c.method.forward = "v2"  # official v2: true
     c.method.ema_increase = True  # official momentum_increase: true
 
-    c.optim.lr = 0.05
-    c.optim.warmup_epochs = 50
-    c.train.epochs = 1000
     c.train.batch_size = 256  # official 64 x 4 GPUs (official issue #10: the batch size matters)
     c.train.resample = True  # official data_resample: true
 
     c.cluster.num_clusters = 15
-    c.cluster.every = 1
     return c

@@ -10,33 +10,26 @@ No official config exists; this is the CIFAR-20 recipe (official issue #6) with 
 (ResNet-18, ImageNet stem), image size and K = 200. The paper's memory-queue variant (Fig. 8) has
 no jaxclust option yet.
 """
-from jaxclust.config import base_config
 from jaxclust.data.sources import normalization
+from jaxclust.methods import default_config
 
 
 def get_config():
-    c = base_config()
+    c = default_config("propos")
     c.data.source = "folder"
     c.data.name = "tinyimagenet"
-    c.data.path = ""  # tiny-imagenet-200: pass --config.data.path=DIR
     c.data.split = "train"  # paper Table 1: the 100,000 training images
     c.data.image_size = 224  # paper Sec. 5.1.1
     c.data.load_size = 64  # native size
 
     c.augment.mean, c.augment.std = normalization("tinyimagenet")
-    c.augment.blur_prob = 0.0
 
-    c.model.backbone = "resnet18"  # paper Sec. 5.1.2
     c.model.stem = "imagenet"
 
     c.method.forward = "v2"
     c.method.ema_increase = True
 
-    c.optim.lr = 0.05
-    c.optim.warmup_epochs = 50
-    c.train.epochs = 1000
     c.train.batch_size = 256
 
     c.cluster.num_clusters = 200
-    c.cluster.every = 1
     return c

@@ -10,28 +10,36 @@ Official details kept: 401 epochs = 1 initialisation epoch (encoder lr 0) + 400;
 weight decay 1e-4 on everything; batch 128; BYOL's asymmetric views (blur 1.0 / 0.1, solarize
 0 / 0.2). Differences: each epoch drops its last partial batch (official drop_last=False); the
 blur kernel is 13 pixels (PIL's GaussianBlur(radius) has none; 13 covers +-3 sigma at sigma 2).
+The default ResNet-18 with the CIFAR stem is the official nets/resnet_cifar.py (3x3 stem, no max-pool);
+SGD with momentum 0.9 and CIFAR-10 statistics are defaults too.
 """
 from jaxclust.config import base_config
-from jaxclust.data.sources import normalization
 from jaxclust.methods import secu
 
 
 def secu_augment(c, min_crop):
-    """SeCu's two views (seed_secu.md §6; official main.py aug_1 / aug_2)."""
-    c.augment.crop = True
+    """SeCu's two views (seed_secu.md §6; official main.py aug_1 / aug_2): RandomResizedCrop(min_crop, 1),
+    flip 0.5, ColorJitter(0.4, 0.4, 0.2, 0.1) p 0.8, grey 0.2, blur sigma (0.1, 2) p 1.0 / 0.1, solarize
+    p 0 / 0.2; the values not set here are the defaults."""
     c.augment.crop_scale = (min_crop, 1.0)
-    c.augment.flip_prob = 0.5
-    c.augment.jitter_prob = 0.8
-    c.augment.brightness, c.augment.contrast, c.augment.saturation, c.augment.hue = 0.4, 0.4, 0.2, 0.1
-    c.augment.grayscale_prob = 0.2
+    c.augment.saturation = 0.2
     c.augment.blur_prob = 1.0  # view 1: always blurred
     c.augment.blur_kernel = 13
-    c.augment.blur_sigma = (0.1, 2.0)
-    c.augment.solarize_prob = 0.0
     c.augment.solarize_threshold = 128 / 255  # PIL ImageOps.solarize(threshold=128)
     c.augment.asymmetric = True
-    c.augment.view2.blur_prob = 0.1
-    c.augment.view2.solarize_prob = 0.2
+
+
+def secu_optim(c):
+    """SeCu's optimiser (official main.py; SGD with momentum 0.9 is the default): encoder lr 0.2 not
+    scaled with the batch, the initialisation epoch at lr 0, 10 warm-up epochs, then a cosine to 0 at
+    the end; weight decay 1e-4 on every parameter; the centres at the constant method.centers_lr."""
+    c.optim.lr = 0.2  # official --lr 0.2, ...
+    c.optim.lr_batch_scaling = "none"  # ... not scaled with the batch
+    c.optim.weight_decay = 1e-4  # official main.py default
+    c.optim.frozen_epochs = 1  # the initialisation epoch (paper §4): encoder lr 0, centres trained
+    c.optim.warmup_epochs = 10
+    c.optim.schedule = "warmup_cosine_to_end"  # official adjust_learning_rate: warm-up, then cosine to 0 at the end
+    c.optim.predictor_lr_mult = 1.0  # SeCu has no predictor
 
 
 def get_config():
@@ -39,29 +47,20 @@ def get_config():
     c.data.source = "tfds"
     c.data.name = "cifar10"
     c.data.split = "train"  # SCAN / SeCu: train on the training split
-    c.data.image_size = 32
 
     secu_augment(c, min_crop=0.3)  # official --min-crop 0.3 (CIFAR-10)
-    c.augment.mean, c.augment.std = normalization("cifar10")
 
-    c.model.backbone = "resnet18"  # official nets/resnet_cifar.py: 3x3 stem, no max-pool
-    c.model.stem = "cifar"
     c.model.projector_hidden = 512  # 2-layer MLP head 512-512-128 (Table 1)
     c.model.projector_dim = 128  # d = 128 (Table 8)
 
-    c.method = secu.method_config()  # size constraint, gamma 0.9, eta 0.1, lambda 0.05 / 0.05, tau 0.2
-    c.method.centers_lr = 1.2  # official --secu-clr 1.2
-    c.method.entropy_alpha = 6000.0  # Table 4 (used with constraint=entropy)
+    # size constraint, gamma 0.9, eta 0.1, lambda 0.05 / 0.05, tau 0.2, centres lr 1.2 (official --secu-clr),
+    # alpha 6000 (Table 4, used with constraint=entropy)
+    c.method = secu.method_config()
 
-    c.optim.name = "sgd"
-    c.optim.lr = 0.2  # official --lr 0.2, not scaled with the batch
-    c.optim.momentum = 0.9
-    c.optim.weight_decay = 1e-4  # official main.py default
-    c.optim.warmup_epochs = 10
+    secu_optim(c)
 
     c.train.epochs = 401  # official --epochs 401: 1 initialisation + 400
     c.train.batch_size = 128
-    c.train.embed_batch_size = 512
 
     c.cluster.num_clusters = 10  # K; heads of 10 ... 100 centres
     c.cluster.every = 10  # E-step = head-K prediction of every image (logging only, no k-means)

@@ -2,11 +2,16 @@
 ACC 93.0, ARI 85.7), fine-tuning a finished `secu_cifar10.py` run:
 
     python launch/main.py --config=configs/secu_cifar10_self_label.py --workdir=DIR2 \\
-        --config.method.self_label.init_workdir=DIR_OF_THE_SECU_RUN
+        --config.method.init_workdir=DIR_OF_THE_SECU_RUN
+
+The stage is the method `secu_self_label` (jaxclust/methods/secu_self_label.py): it reads the SeCu run's
+encoder, head-K centres and assignments from its newest checkpoint, and lambda_w and the centres' lr
+from its config.json; data, augmentation statistics and model are this file's, as the SeCu run's.
 
 Paper: SGD with momentum 0.9, batch 1024, 100 epochs, confidence threshold 0.9, 10 warm-up epochs on
 the fixed SeCu assignments. Not given (seed_secu.md §12.16), our choices: lr 0.2 (SeCu's, unscaled) with
-cosine decay, weight decay 1e-4, no class balancing.
+cosine decay to 0 (SeCu's optim.schedule, without the initialisation epoch), weight decay 1e-4, no
+class balancing.
 
 Views: "the same weak and strong augmentations as SCAN" (SCAN selflabel.py, utils/common_config.py,
 configs/selflabel/selflabel_cifar10.yml). View 2 (the trained prediction) is SCAN's strong transform,
@@ -16,14 +21,14 @@ Normalize -> Cutout(1 hole, length 16), with PIL semantics (jaxclust/data/randau
 Normalisation stays that of the SeCu run being fine-tuned (SCAN's CIFAR-10 statistics are the same).
 """
 from jaxclust.config import sibling
+from jaxclust.methods import secu_self_label
 
 
 def get_config():
     c = sibling(__file__, "secu_cifar10").get_config()
-    c.method.self_label.enabled = True
-    c.method.self_label.threshold = 0.9  # paper
-    c.method.self_label.warmup_epochs = 10  # paper
-    c.optim.lr = 0.2  # not given; 0.2 as SeCu's own stage, warm-up then cosine
+    c.method = secu_self_label.method_config()  # threshold 0.9, 10 warm-up epochs on the SeCu labels (paper)
+    c.optim.lr = 0.2  # not given; 0.2 as SeCu's own stage (unscaled), then the cosine to 0
+    c.optim.frozen_epochs = 0  # no initialisation epoch
     c.optim.warmup_epochs = 0
     c.train.epochs = 100  # paper: 100 epochs on the small data sets
     c.train.batch_size = 1024  # paper

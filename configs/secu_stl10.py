@@ -16,8 +16,8 @@ def get_config():
     base = sibling(__file__, "secu_cifar10")
     c = base.get_config()
     c.data.name = "stl10"
-    c.data.split = "train"  # 5,000 labelled training images ...
-    c.data.unlabelled = True  # ... + 100,000 unlabelled (official --secu-num-ins 105000)
+    # secu_cifar10's training split: 5,000 labelled images + 100,000 unlabelled (official --secu-num-ins 105000)
+    c.data.unlabelled = True
     c.data.image_size = 96
     c.model.stem = "pica"  # official: 3x3 conv, BN, ReLU, MaxPool2d(2, 2, padding=1)
     base.secu_augment(c, min_crop=0.2)  # official --min-crop 0.2
@@ -26,5 +26,4 @@ def get_config():
     c.method.center_temperature = 1.0  # official --secu-tw 1 for STL-10
     c.method.entropy_alpha = 26460.0  # paper App. C.1 (not 6 N / 50)
     c.train.epochs = 801  # 1 + 800
-    c.cluster.num_clusters = 10
     return c

@@ -16,11 +16,8 @@ from jaxclust.config import sibling
 
 def get_config():
     c = sibling(__file__, "secu_stl10").get_config()
-    c.data.split = "train"  # App. C.1: "the 5k labelled training images" ...
-    c.data.unlabelled = False  # ... only, without the 100k unlabelled ones of stage 1
+    c.data.unlabelled = False  # App. C.1: "the 5k labelled training images" only, without stage 1's 100k unlabelled
     c.method.num_heads = 1  # App. C.1: only the target head (K = 10) is kept (seed_secu.md §8: "stage 2: only 10")
-    c.cluster.num_clusters = 10  # K = 10, stage 1's head00 (unchanged from secu_stl10.py)
-    c.method.init_from = ""  # stage 1's workdir: --config.method.init_from=STAGE1_WORKDIR (App. C.1 warm start)
     c.optim.lr = 0.002  # App. C.1: encoder lr 0.2 -> 0.002 (seed_secu.md §7.3, §8 "stage 2: 0.002")
     c.method.entropy_alpha = 600.0  # App. C.1: alpha 600 = 6 * 5000 / 50 (used with method.constraint=entropy)
     # App. C.1: 100 epochs. Plus the initialisation epoch (encoder lr 0): seed_secu.md §8 counts every row's
@@ -28,7 +25,8 @@ def get_config():
     # included) as in stage 1, and stage 2's labels, duals and counts start fresh on a new set of instance
     # ids, so one pass is needed to assign every image before the loss uses last epoch's labels (§4.1, §12.3).
     c.train.epochs = 101  # 1 + 100, as the official --epochs 401 for "400 epochs"
-    # Unchanged from stage 1 ("other parameters ... are the same"): centres lr 0.8, min crop 0.2, the pica
-    # stem, 10 warm-up epochs, batch 128, weight decay 1e-4, gamma 0.9, dual lr 0.1, tau 0.2, and the
-    # temperatures lambda_x 0.05 / lambda_w 1 (seed_secu.md §12.5: STL-10's tw = 1 holds in stage 2 too).
+    # Unchanged from stage 1 ("other parameters ... are the same"): K = 10, the train split, centres lr
+    # 0.8, min crop 0.2, the pica stem, 10 warm-up epochs, batch 128, weight decay 1e-4, gamma 0.9, dual
+    # lr 0.1, tau 0.2, and the temperatures lambda_x 0.05 / lambda_w 1 (seed_secu.md §12.5: STL-10's tw = 1
+    # holds in stage 2 too).
     return c

@@ -1,8 +1,12 @@
-"""Every config key, with its default, and the checks a config must pass before any work starts.
+"""Every config key but the method's, with its default, and the checks of those sections.
 
-Files in `configs/` start from `base_config()`, or from a sibling config file (`sibling`), and change
-what their recipe needs; every key can be overridden on the command line (`--config.optim.lr=0.1`). Defaults are the official ProPos CIFAR-10
-ResNet-18 run (`config/cifar10_r18_propos.yml` of Hzzone/ProPos) unless a comment says otherwise.
+A config is `base_config()` plus the `method` section of its method, which the method's module
+defines (`jaxclust.methods.default_config(name)` puts the two together). Files in `configs/` start
+from that, or from a sibling config file (`sibling`), and change what their recipe needs; every key
+can be overridden on the command line (`--config.optim.lr=0.1`). Defaults are the official ProPos
+CIFAR-10 ResNet-18 run (`config/cifar10_r18_propos.yml` of Hzzone/ProPos) unless a comment says
+otherwise. The one gate that runs every check, the method's and the augmentation's included, is
+`jaxclust.train.check_config`.
 """
 from __future__ import annotations
 
@@ -87,36 +91,24 @@ def base_config() -> ml_collections.ConfigDict:
     # official runs' per-GPU BatchNorm (CIFAR: 4 GPUs x 128), whatever the device count here.
     c.model.bn_groups = 1
 
-    c.method = ml_collections.ConfigDict()
-    c.method.name = "propos"
-    c.method.psl_weight = 0.1  # lambda_psl, official cluster_loss_weight
-    c.method.temperature = 0.5  # tau of PSL
-    c.method.sigma = 0.001  # PSA noise std, official latent_std
-    c.method.psl_terms = "both"  # both | alignment | uniformity (ablation, ProPos Eq. 5, Table 6)
-    c.method.forward = "v1"  # v1: two symmetric passes | v2: views concatenated (official forward_v2)
-    c.method.ema_momentum = 0.996  # official momentum_base
-    c.method.ema_increase = False  # cosine increase to 1 (official momentum_increase)
-    # Emulate the official PSL of a W-GPU run on one global batch: per-GPU absent-cluster masks and a
-    # PSL gradient scaled by 1/W (its gather layer + DDP averaging). 1 = the paper's global-batch PSL.
-    c.method.psl_processes = 1
-    # Memory queue of target features for PSL (ProPos Sec. 5.9, Fig. 8; official queue_size, v1 only):
-    # prototypes from batch + queue, queued labels re-read from the current pseudo-labels. 0 = off.
-    c.method.psl_queue_size = 0
-    # forward_v2's rows on bn_groups > 1: "views" keeps each view's rows together (BN groups as v1's);
-    # "processes" lays them out as the official multi-GPU run gathers them (per-GPU BN over both views,
-    # PSL halves scored with misaligned labels: propos_official.md §5.1)
-    c.method.v2_layout = "views"
-    c.method.shuffle_bn = True  # official shuffling_bn: target batch shuffled across BN groups (bn_groups > 1)
+    # c.method: the method's own section, from its module (`jaxclust.methods.default_config(name)`)
 
     c.optim = ml_collections.ConfigDict()
     c.optim.name = "sgd"  # sgd | adam (momentum = beta1) | lars (jaxclust/optim.py)
-    c.optim.lr = 0.05  # multiplied by batch_size / 256, as the official TrainTask does
+    c.optim.lr = 0.05  # multiplied by batch_size / 256, as the official TrainTask does (optim.lr_batch_scaling)
+    c.optim.lr_batch_scaling = "linear"  # linear: lr x batch_size / 256 | none: lr as given (official SeCu)
     c.optim.momentum = 0.9
     c.optim.weight_decay = 5e-4  # official: on every parameter, BN and biases included
     c.optim.nesterov = False
     c.optim.warmup_epochs = 50  # also the epochs without PSL and PSA noise
+    # Epochs at lr 0 before the schedule starts (SeCu's initialisation epoch: 1); the schedule, warm-up
+    # included, runs over the remaining train.epochs - frozen_epochs. Groups with a constant lr still train.
+    c.optim.frozen_epochs = 0
     c.optim.eta_min = 0.0
-    c.optim.schedule = "warmup_cosine"  # warmup_cosine | stepwise_cosine (official propos_cifar20_r34) | constant
+    # warmup_cosine (official ProPos: cosine over train.epochs after the warm-up) | stepwise_cosine (official
+    # propos_cifar20_r34) | constant (warm-up, then flat) | warmup_cosine_to_end (official SeCu: warm-up,
+    # then a cosine over the remaining steps that reaches eta_min at the end); jaxclust/optim.py
+    c.optim.schedule = "warmup_cosine"
     c.optim.predictor_lr_mult = 10.0  # official lambda_predictor_lr
 
     c.train = ml_collections.ConfigDict()
@@ -157,14 +149,35 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+def _load_file(path) -> ModuleType:
+    """The Python file at `path` run as a module of its own (not imported: nothing in sys.modules)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found.")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{str(path)!r} is not a Python (.py) file.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_config_file(path, function: str = "get_config"):
+    """Loads the config file at `path` by path, as config_flags does, and returns its `get_config()`
+    (a ConfigDict). `function` names another entry point of such a file, e.g. a sweep file's
+    "get_sweep". ConfigError if the file does not exist or does not define `function`."""
+    module = _load_file(path)
+    entry = getattr(module, function, None)
+    if not callable(entry):
+        raise ConfigError(f"{str(path)!r} defines no {function}().")
+    return entry()
+
+
 def sibling(config_file: str, name: str) -> ModuleType:
     """The config file `name`.py in the folder of `config_file` (a config's `__file__`), loaded as a
     module: a config derives from another with `sibling(__file__, "propos_cifar10").get_config()`.
     Config files are loaded by path (config_flags), not imported, so they cannot import each other."""
-    spec = importlib.util.spec_from_file_location(name, Path(config_file).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load_file(Path(config_file).with_name(f"{name}.py"))
 
 
 def _positive(cfg, *keys):
@@ -192,7 +205,9 @@ def downsampling(model) -> int:
 
 
 def validate_config(cfg, device_count: int = 1) -> None:
-    """Raises ConfigError for a value that cannot work, before any data is read or code compiled."""
+    """Raises ConfigError for a value of the general sections that cannot work (the method's section,
+    the backbone's name, the augmentation and the optimiser are checked by their own modules; all
+    together by `jaxclust.train.check_config`)."""
     _positive(cfg, "train.epochs", "train.batch_size", "train.embed_batch_size", "data.image_size",
               "cluster.every", "kmeans.n_init", "kmeans.max_iter", "kmeans.chunk_size",
               "train.log_every_epochs", "train.checkpoint_every_epochs", "train.checkpoints_to_keep")
@@ -213,19 +228,6 @@ def validate_config(cfg, device_count: int = 1) -> None:
         raise ConfigError(
             f"train.batch_size ({batch}) must be divisible by the number of devices ({device_count})."
         )
-    if not 0 <= cfg.optim.warmup_epochs <= cfg.train.epochs:
-        raise ConfigError(
-            f"optim.warmup_epochs ({cfg.optim.warmup_epochs}) must lie between 0 and train.epochs "
-            f"({cfg.train.epochs}); for a shorter run also give --config.optim.warmup_epochs=N."
-        )
-    from jaxclust.methods import METHODS  # late import: method files import this module
-    from jaxclust.models import BACKBONES  # late: configs load without flax
-
-    choose(cfg, "method.name", tuple(METHODS))
-    METHODS[cfg.method.name].validate(cfg)
-    choose(cfg, "optim.name", ("sgd", "adam", "lars"))
-    choose(cfg, "optim.schedule", ("warmup_cosine", "stepwise_cosine", "constant"))
-    choose(cfg, "model.backbone", BACKBONES)
     choose(cfg, "model.stem", ("cifar", "imagenet", "pica"))
     factor, size = downsampling(cfg.model), cfg.data.image_size
     if size < factor:
@@ -246,20 +248,6 @@ def validate_config(cfg, device_count: int = 1) -> None:
         raise ConfigError(f"data.imbalance_ratio must lie in (0, 1] (1 = balanced), got {cfg.data.imbalance_ratio!r}.")
     if not isinstance(cfg.data.load_size, int) or cfg.data.load_size < 0:
         raise ConfigError(f"data.load_size must be 0 (automatic) or a positive integer, got {cfg.data.load_size!r}.")
-    if cfg.augment.test_resized_crop and not 0 < cfg.augment.test_crop <= cfg.augment.test_resize:
-        raise ConfigError(f"augment.test_crop ({cfg.augment.test_crop}) must lie between 1 and "
-                          f"augment.test_resize ({cfg.augment.test_resize}).")
-    view2 = cfg.augment.get("view2") or {}
-    flip2 = view2.get("flip_prob", -1.0)
-    if not (flip2 == -1.0 or 0.0 <= flip2 <= 1.0):
-        raise ConfigError(f"augment.view2.flip_prob must be -1 (as augment.flip_prob) or lie in [0, 1], got {flip2!r}.")
-    for name in ("randaugment_ops", "cutout_length"):
-        value = view2.get(name, 0)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"augment.view2.{name} must be 0 (off) or a positive integer, got {value!r}.")
-        if value and not cfg.augment.get("asymmetric", False):
-            raise ConfigError(f"augment.view2.{name} ({value}) only applies with augment.asymmetric=True; "
-                              f"set --config.augment.asymmetric=True or --config.augment.view2.{name}=0.")
 
 
 def validate_data(cfg, bank) -> None:

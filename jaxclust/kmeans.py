@@ -27,6 +27,7 @@ sharded on its row axis over a ('data',) mesh the chunk layout is *strided* (chu
 ``j, j + n_chunks, j + 2 n_chunks, ...``), so every chunk stays spread over all devices instead of
 living on one of them; otherwise chunks are contiguous. k-means++ needs only (N, candidates)
 distances per centre and computes them for all rows at once. Row norms are computed once per call.
+The layout and the distance / assignment / centre building blocks on it are in `jaxclust.kmeans_rows`.
 
 Shapes: ``x`` (N, D) float; centres (K, D); labels (N,) int32; per-point distances (N,).
 """
@@ -42,6 +43,9 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec as P
 
+from jaxclust.kmeans_rows import (_assign_chunks, _centers_from_labels, _cosine_distance, _from_chunks, _layout,
+                                  _normalize, _row_sharded, _Rows)
+
 __all__ = [
     "KMeansResult",
     "assign",
@@ -55,11 +59,6 @@ __all__ = [
 # Rows per assignment block; (4096, K) distances at a time, as the official `predict`. Also the
 # fastest of 4096 / 16384 / 60000 on one CPU core at N = 60000, K = 10 and 200 (cache reuse).
 DEFAULT_CHUNK_SIZE = 4096
-_NORM_EPS = 1e-12  # torch F.normalize default
-_COUNT_EPS = 1e-6  # official: counts = zeros(K) + 1e-6, so an empty centre is 0 / 1e-6 = 0
-# The parity fixtures need full float32 matmuls; reduced-precision modes (TF32/bf16 passes on
-# GPU/TPU) flip assignments whose best/second-best gap is ~3e-5.
-_PRECISION = lax.Precision.HIGHEST
 _MESH_AXIS = "data"  # the mesh axis restarts are spread over (jaxclust.parallel.DATA_AXIS)
 
 
@@ -128,151 +127,8 @@ def _float_dtype(x):
 
 
 # ----------------------------------------------------------------------------------------------
-# Chunked row layout.
-
-
-def _chunk_geometry(n: int, chunk_size: int) -> tuple[int, int]:
-    """(n_chunks, chunk) with chunk <= chunk_size and as little padding as possible (< n_chunks rows)."""
-    n_chunks = -(-n // chunk_size)
-    chunk = -(-n // n_chunks)
-    return n_chunks, chunk
-
-
-def _pad_rows(a, rows: int):
-    pad = rows - a.shape[0]
-    return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) if pad else a
-
-
-def _from_chunks(a, n: int):
-    """A per-row array of the layout (see `_Rows`) -> (N,) in the original row order."""
-    return a.reshape(-1)[:n]
-
-
-def _row_sharded(x) -> bool:
-    """Whether x's rows may be split over several devices (then the strided layout is used)."""
-    try:
-        sharding = x.sharding
-    except AttributeError:  # a tracer: only its mesh is known, assume that mesh splits the rows
-        mesh = getattr(jax.typeof(x).sharding, "mesh", None)
-        return mesh is not None and math.prod(mesh.axis_sizes) > 1
-    return len(sharding.device_set) > 1 and not sharding.is_fully_replicated
-
-
-def _inverse_norm(v):
-    # torch F.normalize(p=2, eps=1e-12) divides by max(|v|, eps)
-    return 1.0 / jnp.maximum(jnp.sqrt(jnp.sum(v * v, axis=-1)), _NORM_EPS)
-
-
-def _normalize(v):
-    return v * _inverse_norm(v)[..., None]
-
-
-class _Rows(NamedTuple):
-    """x and what every distance needs, in one of two chunk layouts.
-
-    Contiguous (x unsharded): x (N, D) as given; per-row arrays (N,); chunk j is rows
-    [s_j, s_j + chunk) with s_j = min(j chunk, N - chunk), so the last chunk overlaps the one before
-    instead of needing padding (its rows are computed twice, identically).
-    Strided (x row-sharded): x zero-padded to N' = n_chunks * chunk rows; per-row arrays
-    (chunk, n_chunks); chunk j is rows j, j + n_chunks, j + 2 n_chunks, ..., so the sharding maps
-    onto the chunk's rows and every chunk is spread over all devices.
-    Both keep x (N or N', D) in row order, and flattening a per-row array gives row order back.
-    inv_norm: rows' inverse norms, computed once; valid: real (not padding) rows.
-
-    x is never reshaped or padded outside the loops when it is not sharded: a loop operand that is a
-    view of the caller's x makes XLA copy x (measured: 61 MB more temporaries at N = 60000 and 1.5x
-    the run time of K = 10 k-means; at ImageNet scale a 1.3 GB copy).
-    """
-
-    x: jax.Array
-    inv_norm: jax.Array
-    valid: jax.Array
-    strided: bool
-    n_chunks: int
-    size: int  # rows per chunk
-
-    def _start(self, j):
-        return jnp.minimum(j * self.size, self.x.shape[0] - self.size)
-
-    def chunk(self, a, j):
-        """Chunk j of the per-row array `a` (or of x when `a` is None): (chunk, ...)."""
-        if not self.strided:
-            return lax.dynamic_slice_in_dim(self.x if a is None else a, self._start(j), self.size, axis=0)
-        if a is None:
-            a = self.x.reshape(self.valid.shape + self.x.shape[1:])
-        return lax.dynamic_index_in_dim(a, j, axis=1, keepdims=False)
-
-    def put(self, out, j, value):
-        """`out` (a per-row array) with chunk j set to `value` (chunk,)."""
-        if not self.strided:
-            return lax.dynamic_update_slice_in_dim(out, value, self._start(j), axis=0)
-        return lax.dynamic_update_index_in_dim(out, value, j, axis=1)
-
-
-def _layout(x, chunk_size: int, strided: bool) -> _Rows:
-    n = x.shape[0]
-    n_chunks, chunk = _chunk_geometry(n, chunk_size)
-    inv_norm, valid = _inverse_norm(x), jnp.ones((n,), bool)
-    if strided:
-        x, inv_norm, valid = (_pad_rows(a, n_chunks * chunk) for a in (x, inv_norm, valid))
-        inv_norm, valid = inv_norm.reshape(chunk, n_chunks), valid.reshape(chunk, n_chunks)
-    return _Rows(x, inv_norm, valid, strided, n_chunks, chunk)
-
-
-def _cosine_distance(xb, inv_b, cn):
-    """(B, D) raw rows with their (B,) inverse norms vs (M, D) normalised centres -> (B, M) 1 - cos.
-
-    Official pairwise_cosine is 1 - normalize(x1) @ normalize(x2).T; scaling the product by the
-    precomputed inverse norms instead reads x once per distance computation, not three times, and
-    differs from it by float rounding only.
-    """
-    return 1.0 - jnp.matmul(xb, cn.T, precision=_PRECISION) * inv_b[:, None]
-
-
-# ----------------------------------------------------------------------------------------------
-# Building blocks on the chunked layout (used inside the jitted loops).
-
-
-def _argmin_min(dist):
-    """(argmin (int32), min) over the last axis; equal to jnp.argmin / jnp.min, NaN and ties included.
-
-    Two plain reductions (the min, then the smallest index holding it) instead of XLA's variadic
-    (value, index) argmin reduce: on CPU that one is not vectorised and cost more than the
-    (chunk, D) x (D, K) product itself (K = 200: assignment 2x faster; bench/kmeans.py).
-    """
-    md = jnp.min(dist, axis=-1)  # NaN if the row has a NaN
-    iota = lax.broadcasted_iota(jnp.int32, dist.shape, dist.ndim - 1)
-    hit = (dist == md[..., None]) | jnp.isnan(dist)  # argmin returns the first NaN of a row with one
-    return jnp.min(jnp.where(hit, iota, dist.shape[-1]), axis=-1), md
-
-
-def _assign_chunks(rows: _Rows, centers):
-    """Assignment on the chunked layout.
-
-    rows: x in chunks (see `_Rows`); centers: (K, D).
-    Returns per-row labels int32 with padding rows = K (dropped by segment_sum), and min distances
-    with padding rows = 0 (no inertia contribution).
-    """
-    k = centers.shape[0]
-    cn = _normalize(centers)
-
-    def one_chunk(j, out):
-        valid = rows.chunk(rows.valid, j)
-        dist = _cosine_distance(rows.chunk(None, j), rows.chunk(rows.inv_norm, j), cn)  # (chunk, K): the only N x K piece alive
-        lab, md = _argmin_min(dist)  # first index on ties, like torch.min
-        labels, mins = out
-        return rows.put(labels, j, jnp.where(valid, lab, k)), rows.put(mins, j, jnp.where(valid, md, 0.0))
-
-    out = (jnp.zeros(rows.valid.shape, jnp.int32), jnp.zeros(rows.valid.shape, rows.x.dtype))
-    return lax.fori_loop(0, rows.n_chunks, one_chunk, out)
-
-
-def _centers_from_labels(x_rows, labels_rows, k: int):
-    """x_rows (M, D), labels_rows (M,) with out-of-range ids ignored -> (K, D) plain means."""
-    # official: state.index_add_(0, labels, X); counts = 1e-6 + bincount; state / counts
-    sums = jax.ops.segment_sum(x_rows, labels_rows, num_segments=k)
-    counts = jax.ops.segment_sum(jnp.ones(labels_rows.shape, x_rows.dtype), labels_rows, num_segments=k)
-    return sums / (counts + _COUNT_EPS)[:, None]
+# Lloyd's loop and k-means++ seeding on the chunked layout (jaxclust.kmeans_rows; inside the jitted
+# loops).
 
 
 def _lloyd(rows: _Rows, init, max_iter: int, tol_value, early_stop: bool = True):

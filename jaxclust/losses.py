@@ -284,6 +284,28 @@ def secu_closed_form_centers(
     return jnp.where(weights[:, None] > 0, l2_normalize(sums), centers)
 
 
+def self_label_loss(
+    weak_logits: jax.Array, strong_logits: jax.Array, stored: jax.Array, threshold: float, warmup
+) -> tuple[jax.Array, jax.Array]:
+    """Self-labeling (SCAN's, as SeCu §4.2 fine-tunes with it; seed_secu.md §7.4): cross-entropy of the
+    strong view against the weak view's argmax, on confident rows only.
+
+    weak_logits, strong_logits: (B, K) class logits of the weak (pseudo-label) and the strong (trained)
+    view; the weak view gets no gradient. stored: (B,) int labels of a previous stage (SeCu's
+    assignments), negative for an instance that has none. warmup: bool scalar (may be traced).
+    Outside the warm-up, row i's target is argmax_j p_ij with p = softmax(weak_logits), and it counts
+    only if max_j p_ij > threshold. During the warm-up every row counts, with target `stored[i]`
+    (the weak argmax where it is negative). Returns (the mean cross-entropy over the counted rows, 0
+    when none counts; the fraction of rows counted).
+    """
+    probs = jax.lax.stop_gradient(jax.nn.softmax(weak_logits, axis=1))
+    predicted = jnp.argmax(probs, axis=1)
+    target = jnp.where(warmup, jnp.where(stored >= 0, stored, predicted), predicted)
+    keep = jnp.where(warmup, 1.0, (jnp.max(probs, axis=1) > threshold).astype(jnp.float32))
+    ce = jax.nn.logsumexp(strong_logits, axis=1) - jnp.take_along_axis(strong_logits, target[:, None], axis=1)[:, 0]
+    return jnp.sum(keep * ce) / jnp.maximum(jnp.sum(keep), 1.0), jnp.mean(keep)
+
+
 # ------------------------------------------------------------------------------------------------
 # C2BIN (ICLR 2021 submission). Reference: shared/reference/seed_c2bin.md §2.
 

@@ -13,27 +13,40 @@ precision in float32 near the end of training (x -> pi): at epoch 999 of 1000 it
 relative; the rewritten form stays within a few float32 ulps of the float64 official values.
 
 References: ``shared/reference/propos_official.md`` Sec. 1.4 and 2.8, fixture
-``shared/fixtures/propos_official/schedules.npz``.
+``shared/fixtures/propos_official/schedules.npz``; ``warmup_cosine_to_end``: ``shared/reference/seed_secu.md``
+(official SeCu main.py ``adjust_learning_rate``).
+
+The options of the ``optim`` section mean the same for every method (``make_optimizer``): ``schedule``,
+``eta_min``, ``warmup_epochs`` and ``frozen_epochs`` shape the learning rate of every parameter a method
+does not give a learning rate of its own; ``lr_batch_scaling`` says whether ``lr`` grows with the batch;
+``predictor_lr_mult`` multiplies it for the top-level parameter group ``"predictor"``. A method gives a
+top-level group a constant learning rate (SeCu's centres) or leaves it untrained by the optimiser
+(SeCu-CF's centres) with ``make_optimizer``'s ``constant_lr`` and ``untrained`` arguments.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxclust.config import ConfigError
+
 __all__ = [
     "warmup_cosine_lr",
     "stepwise_cosine_lr",
+    "warmup_cosine_to_end_lr",
     "ema_momentum",
     "scaled_base_lr",
     "make_optimizer",
+    "validate",
 ]
 
-_SCHEDULES = ("warmup_cosine", "stepwise_cosine", "constant")
+_SCHEDULES = ("warmup_cosine", "stepwise_cosine", "constant", "warmup_cosine_to_end")
+_LR_BATCH_SCALINGS = ("linear", "none")
 _OPTIMIZERS = ("sgd", "adam", "lars")
 # LARS trust coefficient eta of SimCLR / BYOL (C2BIN Table 5 names LARS without its constants).
 LARS_TRUST_COEFFICIENT = 1e-3
@@ -103,6 +116,31 @@ def stepwise_cosine_lr(n, base_lr, warmup_epochs, epochs, iters_per_epoch):
     return _finish(xp, xp.where(epoch < float(warmup_epochs), warm, cosine))
 
 
+def warmup_cosine_to_end_lr(n, base_lr, warmup_epochs, epochs, iters_per_epoch, eta_min=0.0):
+    """SeCu's LR (official idstcv/SeCu main.py ``adjust_learning_rate``; its initialisation epoch at lr 0
+    is ``optim.frozen_epochs``, see ``make_optimizer``): linear warm-up, then a cosine over the remaining
+    iterations that reaches ``eta_min`` at the end of training.
+
+    With c = n - 1 (the 0-based step), I = iters_per_epoch, W warm-up and E total epochs:
+      * c < W I: ``base_lr * max(1, c) / (W I)`` (the first two steps share base_lr / (W I));
+      * otherwise: ``eta_min + (base_lr - eta_min) (1 + cos(pi (c - W I) / (E I - W I))) / 2``.
+
+    Unlike ``warmup_cosine_lr`` the cosine spans the post-warm-up iterations only (``eta_min`` at
+    c = E I, the step after the last). Computed as the official formula (plain ``1 + cos``, which the
+    SeCu results were produced with), so the float32 values are SeCu's own.
+    """
+    xp, n = _backend(n)
+    c = n - 1.0
+    i = float(iters_per_epoch)
+    warm = float(warmup_epochs) * i
+    total = float(epochs) * i
+    lr_warm = base_lr * xp.maximum(1.0, c) / max(warm, 1.0)
+    cosine = (base_lr - eta_min) * 0.5 * (1.0 + xp.cos(math.pi * (c - warm) / max(total - warm, 1.0)))
+    if eta_min:
+        cosine = eta_min + cosine
+    return _finish(xp, xp.where(c < warm, lr_warm, cosine))
+
+
 def ema_momentum(n, base, total_steps, increase):
     """Target-network EMA momentum m (``target = m target + (1 - m) online``).
 
@@ -163,19 +201,108 @@ def _scale_top_level(multipliers: Mapping[str, float]) -> optax.GradientTransfor
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def make_optimizer(optim_cfg, iters_per_epoch, epochs, batch_size):
+def _per_top_level_group(default: Callable[[], optax.GradientTransformation],
+                         special: Mapping[str, optax.GradientTransformation]) -> optax.GradientTransformation:
+    """``optax.multi_transform`` with one group per top-level key of the params: the keys of ``special``
+    get their transformation, every other key its own instance of ``default()``. The groups are read
+    from the params at init and update, so the optimiser needs no list of them beforehand."""
+
+    def build(tree):
+        if not isinstance(tree, Mapping):
+            raise TypeError("per-group learning rates need the params to be a dict keyed by sub-network name.")
+        missing = sorted(set(special) - set(tree))
+        if missing:
+            raise ValueError(f"parameter group(s) {missing} given a learning rate of their own are not top-level "
+                             f"keys of the params ({sorted(tree)}).")
+        transforms = {key: special[key] if key in special else default() for key in tree}
+        return optax.multi_transform(transforms, lambda p: {k: jax.tree.map(lambda _, k=k: k, sub) for k, sub in p.items()})
+
+    def init_fn(params):
+        return build(params).init(params)
+
+    def update_fn(updates, state, params=None):
+        return build(updates).update(updates, state, params)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def validate(cfg) -> None:
+    """ConfigError for an `optim.*` value that cannot work (part of `jaxclust.train.check_config`)."""
+    check(cfg.optim, cfg.train.epochs)
+
+
+def check(optim_cfg, epochs) -> None:
+    """The checks of `validate` on an optim section and the run's epochs (also run by make_optimizer)."""
+    name = _cfg_get(optim_cfg, "name", required=True)
+    if name not in _OPTIMIZERS:
+        raise ConfigError(f"optim.name must be one of {', '.join(map(repr, _OPTIMIZERS))}; got {name!r}.")
+    schedule = _cfg_get(optim_cfg, "schedule", "warmup_cosine")
+    if schedule not in _SCHEDULES:
+        raise ConfigError(f"optim.schedule must be one of {', '.join(map(repr, _SCHEDULES))}; got {schedule!r}.")
+    lr = _cfg_get(optim_cfg, "lr", required=True)
+    if not lr > 0:
+        raise ConfigError(f"optim.lr must be positive, got {lr!r}.")
+    if not isinstance(epochs, int) or epochs <= 0:
+        raise ConfigError(f"train.epochs must be a positive integer, got {epochs!r}.")
+    frozen_epochs = _cfg_get(optim_cfg, "frozen_epochs", 0)
+    if not isinstance(frozen_epochs, int) or not 0 <= frozen_epochs < epochs:
+        raise ConfigError(f"optim.frozen_epochs (epochs at lr 0 before the schedule) must be an integer in "
+                          f"[0, train.epochs = {epochs}), got {frozen_epochs!r}.")
+    warmup_epochs = _cfg_get(optim_cfg, "warmup_epochs", required=True)
+    if not 0 <= warmup_epochs <= epochs - frozen_epochs:
+        raise ConfigError(f"optim.warmup_epochs ({warmup_epochs}) must lie between 0 and train.epochs ({epochs}) "
+                          f"less optim.frozen_epochs ({frozen_epochs}); for a shorter run also give "
+                          "--config.optim.warmup_epochs=N.")
+    if schedule == "warmup_cosine_to_end" and not warmup_epochs < epochs - frozen_epochs:
+        raise ConfigError(
+            f"train.epochs ({epochs}) must exceed optim.frozen_epochs plus optim.warmup_epochs ({frozen_epochs} + "
+            f"{warmup_epochs}): optim.schedule='warmup_cosine_to_end' needs an epoch for its cosine; official SeCu "
+            "CIFAR-10 uses 401 = 1 + 400 with 10 warm-up epochs.")
+    scaling = _cfg_get(optim_cfg, "lr_batch_scaling", "linear")
+    if scaling not in _LR_BATCH_SCALINGS:
+        raise ConfigError(f"optim.lr_batch_scaling must be one of {', '.join(map(repr, _LR_BATCH_SCALINGS))}; "
+                          f"got {scaling!r}.")
+    momentum = float(_cfg_get(optim_cfg, "momentum", required=True))
+    weight_decay = float(_cfg_get(optim_cfg, "weight_decay", required=True))
+    if momentum < 0 or weight_decay < 0:
+        raise ConfigError(f"optim.momentum and optim.weight_decay must be non-negative, got {momentum} and {weight_decay}.")
+    if _cfg_get(optim_cfg, "nesterov", False) and momentum <= 0:
+        raise ConfigError("optim.nesterov needs optim.momentum > 0, as in torch.optim.SGD.")
+    eta_min = float(_cfg_get(optim_cfg, "eta_min", 0.0))
+    if schedule == "stepwise_cosine" and eta_min != 0.0:
+        raise ConfigError("optim.schedule='stepwise_cosine' (official propos_cifar20_r34) has no eta_min; "
+                          "set optim.eta_min=0.")
+    if schedule == "constant" and eta_min != 0.0:
+        raise ConfigError("optim.schedule='constant' never decays, so optim.eta_min would be ignored; set "
+                          "optim.eta_min=0 or a decaying optim.schedule.")
+    if eta_min < 0:
+        raise ConfigError(f"optim.eta_min must be non-negative, got {eta_min!r}.")
+    if float(_cfg_get(optim_cfg, "predictor_lr_mult", 1.0)) < 0:
+        raise ConfigError("optim.predictor_lr_mult must be non-negative.")
+
+
+def make_optimizer(optim_cfg, iters_per_epoch, epochs, batch_size, constant_lr: Mapping[str, float] | None = None,
+                   untrained: Sequence[str] = ()):
     """Builds the official ProPos optimiser: ``torch.optim.SGD`` under a per-iteration LR schedule.
 
     Args:
       optim_cfg: ConfigDict (or mapping) with ``name`` ("sgd" | "adam" | "lars"), ``lr`` (base LR before the batch
         scaling), ``momentum``, ``weight_decay``, ``warmup_epochs``, and optionally ``nesterov``
-        (False), ``eta_min`` (0.), ``schedule`` ("warmup_cosine" | "stepwise_cosine", default
-        "warmup_cosine"; "constant": linear warm-up then flat) and ``predictor_lr_mult`` (1.; ProPos
-        uses 10). "adam" is torch Adam (L2 weight decay, beta1 = momentum); "lars" excludes parameters
-        with ndim <= 1 from weight decay and the trust ratio (coefficient LARS_TRUST_COEFFICIENT).
+        (False), ``eta_min`` (0.), ``schedule`` (default "warmup_cosine"; "stepwise_cosine";
+        "constant": linear warm-up then flat; "warmup_cosine_to_end": SeCu's, ``warmup_cosine_to_end_lr``),
+        ``frozen_epochs`` (0: epochs at lr 0 before the schedule, which then runs over the remaining
+        ``epochs - frozen_epochs``), ``lr_batch_scaling`` ("linear": ``lr * batch_size / 256``, default;
+        "none": ``lr`` as given) and ``predictor_lr_mult`` (1.; ProPos uses 10). "adam" is torch Adam (L2
+        weight decay, beta1 = momentum); "lars" excludes parameters with ndim <= 1 from weight decay and
+        the trust ratio (coefficient LARS_TRUST_COEFFICIENT).
       iters_per_epoch: optimiser steps per epoch.
       epochs: total number of epochs.
       batch_size: global batch size, for the linear LR scaling (x batch / 256).
+      constant_lr: {top-level params key: lr}: those groups are stepped by the same optimiser (weight
+        decay, momentum) at that constant, unscaled LR from the first step on (no schedule, frozen epochs,
+        batch scaling or multiplier); SeCu's centres.
+      untrained: top-level params keys whose update is zero (no weight decay either): parameters the
+        method sets itself (SeCu-CF's centres).
 
     Returns:
       ``(tx, lr_fn)``. ``tx`` reproduces SGD(momentum, weight_decay) exactly: coupled weight decay on
@@ -183,50 +310,55 @@ def make_optimizer(optim_cfg, iters_per_epoch, epochs, batch_size):
       with lr_n the schedule at n = count + 1. Parameters under the top-level key ``"predictor"`` get
       ``lr_n * predictor_lr_mult``. ``lr_fn(step)`` takes the **0-based** step (optax's count, the
       train state's step) and returns the backbone LR used at that step, i.e. the schedule at
-      ``n = step + 1``.
+      ``n = step + 1`` (``n = step + 1 - frozen_epochs * iters_per_epoch`` after the frozen epochs, 0 in them).
+      With ``constant_lr`` or ``untrained``, ``tx`` is an ``optax.multi_transform`` with one group per
+      top-level key of the params.
     """
+    check(optim_cfg, epochs)
     name = _cfg_get(optim_cfg, "name", required=True)
-    if name not in _OPTIMIZERS:
-        raise ValueError(f"optim.name must be one of {_OPTIMIZERS}, got {name!r}.")
-    base_lr = scaled_base_lr(_cfg_get(optim_cfg, "lr", required=True), batch_size)
+    lr = _cfg_get(optim_cfg, "lr", required=True)
+    scaling = _cfg_get(optim_cfg, "lr_batch_scaling", "linear")
+    base_lr = scaled_base_lr(lr, batch_size) if scaling == "linear" else float(lr)
     momentum = float(_cfg_get(optim_cfg, "momentum", required=True))
     weight_decay = float(_cfg_get(optim_cfg, "weight_decay", required=True))
     warmup_epochs = _cfg_get(optim_cfg, "warmup_epochs", required=True)
+    frozen_epochs = _cfg_get(optim_cfg, "frozen_epochs", 0)
     nesterov = bool(_cfg_get(optim_cfg, "nesterov", False))
     eta_min = float(_cfg_get(optim_cfg, "eta_min", 0.0))
     schedule = _cfg_get(optim_cfg, "schedule", "warmup_cosine")
     predictor_lr_mult = float(_cfg_get(optim_cfg, "predictor_lr_mult", 1.0))
-
-    if iters_per_epoch <= 0 or epochs <= 0:
-        raise ValueError(f"iters_per_epoch and epochs must be positive, got {iters_per_epoch} and {epochs}.")
-    if not 0 <= warmup_epochs <= epochs:
-        raise ValueError(f"optim.warmup_epochs must lie in [0, epochs={epochs}], got {warmup_epochs}.")
-    if momentum < 0 or weight_decay < 0:
-        raise ValueError(f"optim.momentum and optim.weight_decay must be non-negative, got {momentum} and {weight_decay}.")
-    if nesterov and momentum <= 0:
-        raise ValueError("optim.nesterov needs optim.momentum > 0, as in torch.optim.SGD.")
+    constant_lr = dict(constant_lr or {})
+    if iters_per_epoch <= 0:
+        raise ValueError(f"iters_per_epoch must be positive, got {iters_per_epoch}.")
+    if set(constant_lr) & set(untrained):
+        raise ValueError(f"a parameter group is either trained at a constant lr or untrained, not both: "
+                         f"{sorted(set(constant_lr) & set(untrained))}.")
+    scheduled_epochs = epochs - frozen_epochs  # the schedule starts after the frozen epochs
 
     if schedule == "warmup_cosine":
         def lr_at(n):
-            return warmup_cosine_lr(n, base_lr, warmup_epochs, epochs, iters_per_epoch, eta_min)
+            return warmup_cosine_lr(n, base_lr, warmup_epochs, scheduled_epochs, iters_per_epoch, eta_min)
     elif schedule == "stepwise_cosine":
-        if eta_min != 0.0:
-            raise ValueError("optim.schedule='stepwise_cosine' (official propos_cifar20_r34) has no eta_min; set optim.eta_min=0.")
-
         def lr_at(n):
-            return stepwise_cosine_lr(n, base_lr, warmup_epochs, epochs, iters_per_epoch)
+            return stepwise_cosine_lr(n, base_lr, warmup_epochs, scheduled_epochs, iters_per_epoch)
+    elif schedule == "warmup_cosine_to_end":
+        def lr_at(n):
+            return warmup_cosine_to_end_lr(n, base_lr, warmup_epochs, scheduled_epochs, iters_per_epoch, eta_min)
     elif schedule == "constant":  # C2BIN Table 5: Constant(0.2); linear warm-up first if warmup_epochs > 0
         warmup_iters = float(warmup_epochs) * float(iters_per_epoch)
 
         def lr_at(n):
             xp, n = _backend(n)
             return _finish(xp, base_lr * xp.minimum(1.0, n / warmup_iters) if warmup_iters > 0 else base_lr + 0.0 * n)
-    else:
-        raise ValueError(f"optim.schedule must be one of {_SCHEDULES}, got {schedule!r}.")
+
+    frozen_iters = int(frozen_epochs) * int(iters_per_epoch)
 
     def lr_fn(step):
         # optax counts from 0; the official loop calls the schedule with n = 1 before the first step.
-        return lr_at(step + 1)
+        if not frozen_iters:
+            return lr_at(step + 1)
+        xp = jnp if isinstance(step, jax.Array) else np
+        return _finish(xp, xp.where(step < frozen_iters, 0.0, lr_at(step - frozen_iters + 1)))
 
     if name == "sgd":
         parts = [
@@ -247,8 +379,16 @@ def make_optimizer(optim_cfg, iters_per_epoch, epochs, batch_size):
             optax.masked(optax.scale_by_trust_ratio(trust_coefficient=LARS_TRUST_COEFFICIENT), matrices),
             optax.trace(decay=momentum, nesterov=nesterov),
         ]
-    parts.append(optax.scale_by_schedule(lambda count: -lr_fn(count)))
+    scheduled = parts + [optax.scale_by_schedule(lambda count: -lr_fn(count))]
     if predictor_lr_mult != 1.0:
         # official byol.py: predictor group lr = lr * lambda_predictor_lr.
-        parts.append(_scale_top_level({"predictor": predictor_lr_mult}))
-    return optax.chain(*parts), lr_fn
+        scheduled.append(_scale_top_level({"predictor": predictor_lr_mult}))
+    if not constant_lr and not untrained:
+        return optax.chain(*scheduled), lr_fn
+
+    def constant(value):  # torch: a param group with its own lr and no scheduler
+        return optax.chain(*parts, optax.scale_by_schedule(lambda count: -value))
+
+    special = {key: constant(float(value)) for key, value in constant_lr.items()}
+    special.update({key: optax.set_to_zero() for key in untrained})
+    return _per_top_level_group(lambda: optax.chain(*scheduled), special), lr_fn

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import struct
 
 
@@ -24,6 +25,16 @@ class TrainState:
     target_batch_stats: Any
     opt_state: Any
     extra: Any
+
+
+def initial_state(tx, params, batch_stats, *, target: str | None = None, extra: dict | None = None) -> TrainState:
+    """Step 0 of a method's state; the optimiser `tx` is initialised on `params`. With `target`, the
+    target network starts as a copy of params[target] and batch_stats[target] (official: a deep copy
+    of the online encoder); without, the method has none."""
+    copy = (lambda tree: jax.tree.map(jnp.array, tree[target])) if target else (lambda tree: {})
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                      target_params=copy(params), target_batch_stats=copy(batch_stats),
+                      opt_state=tx.init(params), extra=extra or {})
 
 
 def ema_update(target: Any, online: Any, momentum: jax.Array) -> Any:

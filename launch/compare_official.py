@@ -4,7 +4,7 @@
     git clone https://github.com/Hzzone/ProPos && git clone https://github.com/Hzzone/torch_clustering
     python launch/compare_official.py --official_repo=ProPos --torch_clustering=torch_clustering
 
-For each setting (`jaxclust.parity.SETTINGS`: forward v1 with constant EMA, forward v2 with the
+For each setting (`jaxclust.methods.propos_parity.SETTINGS`: forward v1 with constant EMA, forward v2 with the
 cosine-increasing EMA, a warm-up, the PSA noise, per-GPU BatchNorm/shuffle/PSL with v1 and v2 under a 2-process gloo
 group) it builds the official `BYOLWrapper` (the official `bigresnet18` encoder with
 --geometry=resnet18, or a torchvision-layout ResNet with one block per stage with --geometry=small),
@@ -18,14 +18,14 @@ the BatchNorm statistics (online, target and predictor, layer by layer), then fo
 group apart, the E-step features of the data set and of a
 held-out batch, and the official `extract_features` + `PyTorchKMeans` labels from a given init
 against jaxclust's. It exits with 1 when a difference passes the stated tolerance
-(`jaxclust.parity.STEP1_LOSS_RTOL`, `RTOL`).
+(`jaxclust.methods.propos_parity.STEP1_LOSS_RTOL`, `RTOL`).
 
 The official code is read from the checkout at run time; nothing of it is part of jaxclust. To run it
 on a CPU with torch >= 2 this script: provides `torch._six` (removed in torch 2.0), declares the two
 torchvision operator schemas a CPU torch lacks when PyPI's torchvision does not import, makes
 `Tensor.cuda()` a no-op, and starts a gloo process group on 127.0.0.1.
 
---save_fixture=DIR writes the settings' records (`jaxclust/parity.py` describes them), which
+--save_fixture=DIR writes the settings' records (`jaxclust/methods/propos_parity.py` describes them), which
 `tests/test_official_replay.py` replays without torch (the CI fixture: --geometry=small).
 """
 from __future__ import annotations
@@ -164,7 +164,7 @@ def run_official(rank: int, world: int, port: int, payload_path: str, result_pat
     import torch
     import torch.distributed as dist
 
-    from jaxclust.parity import from_record
+    from jaxclust.methods.propos_parity import from_record
 
     torch.set_num_threads(threads)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
@@ -299,7 +299,7 @@ def record_setting(name: str, geometry) -> dict:
     import numpy as np
     import torch.multiprocessing as mp
 
-    from jaxclust import parity
+    from jaxclust.methods import propos_parity as parity
 
     setting = parity.SETTINGS[name]
     cfg = parity.make_config(setting, geometry)
@@ -319,7 +319,7 @@ def compare(name: str, record: dict) -> bool:
     """Replays `record` through jaxclust and prints the comparison; True when within tolerance."""
     import numpy as np
 
-    from jaxclust import parity
+    from jaxclust.methods import propos_parity as parity
 
     setting, geometry = parity.from_record(record)
     cfg = parity.make_config(setting, geometry)
@@ -388,7 +388,7 @@ def main(argv):
     import dataclasses
 
 
-    from jaxclust import parity
+    from jaxclust.methods import propos_parity as parity
 
     unknown = sorted(set(FLAGS.settings or ()) - set(parity.SETTINGS))
     if unknown:

@@ -9,13 +9,14 @@ point's overrides, so a run killed mid-sweep resumes when the sweep is started a
 those with a summary.json, are skipped). --print_only prints the commands, one per line, for a
 cluster scheduler. Then `python launch/aggregate.py --workdir=DIR` makes the mean ± std table.
 """
-import importlib.util
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 from absl import app, flags
+
+from jaxclust.config import ConfigError, load_config_file
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Base config file.")
@@ -32,10 +33,10 @@ MAIN = Path(__file__).resolve().parent / "main.py"
 def load_sweep(path: str) -> dict:
     if not Path(path).is_file():
         raise app.UsageError(f"sweep file {path!r} not found.")
-    spec = importlib.util.spec_from_file_location("sweep", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    grid = module.get_sweep()
+    try:
+        grid = load_config_file(path, "get_sweep")
+    except ConfigError as e:
+        raise app.UsageError(str(e)) from e
     if not grid or not all(isinstance(v, dict) for v in grid.values()):
         raise app.UsageError(f"{path}: get_sweep() must return a non-empty dict of {{name: {{key: value}}}}.")
     return grid

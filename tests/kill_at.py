@@ -41,16 +41,16 @@ def kill_at_call(function, at: int, after: bool):
 
 
 def install(point: str, at: int) -> None:
-    if point == "step":  # _Run keeps its compiled step as an attribute: wrap it once built
-        build = train._Run.__init__
+    if point == "step":  # Run keeps its compiled step as an attribute: wrap it once built
+        build = train.Run.__init__
 
         def patched_init(self, *args, **kwargs):
             build(self, *args, **kwargs)
-            self._step = kill_at_call(self._step, at, after=False)
+            self.step = kill_at_call(self.step, at, after=False)
 
-        train._Run.__init__ = patched_init
+        train.Run.__init__ = patched_init
     elif point == "e_step":  # embed_all is the E-step's first half; the clustering never runs
-        train._Run.embed_all = kill_at_call(train._Run.embed_all, at, after=True)
+        train.Run.embed_all = kill_at_call(train.Run.embed_all, at, after=True)
     elif point == "save":
         checkpoint.Checkpointer.save = kill_at_call(checkpoint.Checkpointer.save, at, after=True)
     else:

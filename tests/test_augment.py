@@ -1,8 +1,9 @@
-"""Tests for jaxclust.data.augment: each op against an independent reference on fixed parameters
-(numpy ports of the torchvision formulas, colorsys, PIL float images, scipy.ndimage), then the
-random pipeline (shapes, range, determinism, per-image keys)."""
+"""Tests for jaxclust.data.augment, .geometric and .photometric: each op against an independent reference
+on fixed parameters (numpy ports of the torchvision formulas, colorsys, PIL float images, scipy.ndimage),
+the config checks, then the random pipeline (shapes, range, determinism, per-image keys)."""
 
 import colorsys
+import functools
 import itertools
 import math
 
@@ -12,7 +13,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from jaxclust.config import ConfigError, base_config
 from jaxclust.data import augment as A
+from jaxclust.data import geometric as G
+from jaxclust.data import photometric as P
 
 ATOL = 1e-5
 
@@ -140,23 +144,23 @@ def tv_crop_params(rng, height, width, scale, ratio):
 
 @pytest.mark.parametrize("f", [0.0, 0.6, 1.0, 1.4])
 def test_brightness_contrast_saturation(rgb, f):
-    np.testing.assert_allclose(A.adjust_brightness(rgb, f), np_brightness(rgb, f), atol=ATOL)
-    np.testing.assert_allclose(A.adjust_contrast(rgb, f), np_contrast(rgb, f), atol=ATOL)
-    np.testing.assert_allclose(A.adjust_saturation(rgb, f), np_saturation(rgb, f), atol=ATOL)
+    np.testing.assert_allclose(P.adjust_brightness(rgb, f), np_brightness(rgb, f), atol=ATOL)
+    np.testing.assert_allclose(P.adjust_contrast(rgb, f), np_contrast(rgb, f), atol=ATOL)
+    np.testing.assert_allclose(P.adjust_saturation(rgb, f), np_saturation(rgb, f), atol=ATOL)
 
 
 def test_single_channel_colour_ops(rgb):
     g = rgb[..., :1]
-    np.testing.assert_allclose(A.adjust_brightness(g, 1.3), np_brightness(g, 1.3), atol=ATOL)
+    np.testing.assert_allclose(P.adjust_brightness(g, 1.3), np_brightness(g, 1.3), atol=ATOL)
     # contrast of a 1-channel tensor blends towards the mean of the image itself
-    np.testing.assert_allclose(A.adjust_contrast(g, 0.7), np_blend(g, g.mean(), 0.7), atol=ATOL)
-    for out in (A.adjust_saturation(g, 0.3), A.adjust_hue(g, 0.2), A.to_grayscale(g)):
+    np.testing.assert_allclose(P.adjust_contrast(g, 0.7), np_blend(g, g.mean(), 0.7), atol=ATOL)
+    for out in (P.adjust_saturation(g, 0.3), P.adjust_hue(g, 0.2), P.to_grayscale(g)):
         assert out.shape == g.shape
         np.testing.assert_array_equal(out, g)
 
 
 def test_grayscale(rgb):
-    out = np.asarray(A.to_grayscale(rgb))
+    out = np.asarray(P.to_grayscale(rgb))
     assert out.shape == rgb.shape
     for c in range(3):
         np.testing.assert_allclose(out[..., c], np_gray(rgb), atol=ATOL)
@@ -164,27 +168,27 @@ def test_grayscale(rgb):
 
 @pytest.mark.parametrize("h", [-0.5, -0.1, 0.0, 0.05, 0.37, 0.5])
 def test_hue(rgb, h):
-    np.testing.assert_allclose(A.adjust_hue(rgb, h), np_hue(rgb, h), atol=ATOL)
+    np.testing.assert_allclose(P.adjust_hue(rgb, h), np_hue(rgb, h), atol=ATOL)
 
 
 def test_hsv_roundtrip(rgb):
-    hsv = np.asarray(A.rgb_to_hsv(rgb))
+    hsv = np.asarray(P.rgb_to_hsv(rgb))
     ref = np.array([colorsys.rgb_to_hsv(*map(float, p)) for p in rgb.reshape(-1, 3)])
     np.testing.assert_allclose(hsv.reshape(-1, 3), ref, atol=ATOL)
-    np.testing.assert_allclose(A.hsv_to_rgb(hsv), rgb, atol=ATOL)
+    np.testing.assert_allclose(P.hsv_to_rgb(hsv), rgb, atol=ATOL)
 
 
 @pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 2, 1, 0), (2, 0, 3, 1)])
 def test_color_jitter_order(rgb, order):
     params = (1.3, 0.6, 1.4, 0.08)
-    out = A.color_jitter(rgb, jnp.array(order), *params)
+    out = P.color_jitter(rgb, jnp.array(order), *params)
     ref = rgb
     for op in order:
         ref = NP_JITTER[op](ref, params[op])
     np.testing.assert_allclose(out, ref, atol=ATOL)
     # one channel: saturation and hue are skipped, brightness/contrast keep their slot order
     g = rgb[..., :1]
-    out = A.color_jitter(g, jnp.array(order), *params)
+    out = P.color_jitter(g, jnp.array(order), *params)
     ref = g
     for op in order:
         ref = NP_JITTER[op](ref, params[op]) if op < 2 else ref
@@ -193,11 +197,11 @@ def test_color_jitter_order(rgb, order):
 
 def test_color_jitter_order_matters_and_disabled_ops(rgb):
     params = (1.3, 0.6, 1.4, 0.08)
-    a = np.asarray(A.color_jitter(rgb, jnp.array([0, 1, 2, 3]), *params))
-    b = np.asarray(A.color_jitter(rgb, jnp.array([3, 2, 1, 0]), *params))
+    a = np.asarray(P.color_jitter(rgb, jnp.array([0, 1, 2, 3]), *params))
+    b = np.asarray(P.color_jitter(rgb, jnp.array([3, 2, 1, 0]), *params))
     assert np.abs(a - b).max() > 1e-2
     # disabled ops are exact identities
-    out = A.color_jitter(rgb, jnp.array([2, 0, 3, 1]), *params, enabled=(False, True, False, False))
+    out = P.color_jitter(rgb, jnp.array([2, 0, 3, 1]), *params, enabled=(False, True, False, False))
     np.testing.assert_allclose(out, np_contrast(rgb, params[1]), atol=ATOL)
 
 
@@ -217,8 +221,8 @@ def test_sample_jitter_params():
 
 
 def test_solarize_and_flip(rgb):
-    np.testing.assert_array_equal(A.solarize(rgb, 0.5), np.where(rgb >= 0.5, 1 - rgb, rgb))
-    np.testing.assert_array_equal(A.horizontal_flip(rgb), rgb[:, ::-1])
+    np.testing.assert_array_equal(P.solarize(rgb, 0.5), np.where(rgb >= 0.5, 1 - rgb, rgb))
+    np.testing.assert_array_equal(G.horizontal_flip(rgb), rgb[:, ::-1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -228,7 +232,7 @@ def test_solarize_and_flip(rgb):
 def test_gaussian_kernel():
     want = np_tv_kernel(1.7, 23)
     # float32 exp and a 23-term normalising sum: 8 ulps of the peak (0.235, spacing 1.5e-8) = 1.2e-7
-    np.testing.assert_allclose(A.gaussian_kernel1d(1.7, 23), want, rtol=0, atol=8 * np.spacing(np.float32(want.max())))
+    np.testing.assert_allclose(P.gaussian_kernel1d(1.7, 23), want, rtol=0, atol=8 * np.spacing(np.float32(want.max())))
 
 
 def test_blur_torchvision_reflect_padding():
@@ -241,7 +245,7 @@ def test_blur_torchvision_reflect_padding():
     for i in range(k):
         for j in range(k):
             ref += kern[i] * kern[j] * xp[i:i + 16, j:j + 16]
-    np.testing.assert_allclose(A.gaussian_blur(x, sigma, k), ref, atol=ATOL)
+    np.testing.assert_allclose(P.gaussian_blur(x, sigma, k), ref, atol=ATOL)
 
 
 def test_blur_kernel_wider_than_image():
@@ -251,7 +255,7 @@ def test_blur_kernel_wider_than_image():
     kern = np_tv_kernel(2.0, 23)
     ref = ndimage.correlate1d(x.astype(np.float64), kern, axis=0, mode="mirror")
     ref = ndimage.correlate1d(ref, kern, axis=1, mode="mirror")
-    np.testing.assert_allclose(A.gaussian_blur(x, 2.0, 23), ref, atol=ATOL)
+    np.testing.assert_allclose(P.gaussian_blur(x, 2.0, 23), ref, atol=ATOL)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,11 +265,11 @@ def test_blur_kernel_wider_than_image():
 def test_resized_crop_upsample_vs_numpy_bilinear():
     x = _rand_img(4, 16, 16, 3)
     top, left, h, w = 3, 5, 6, 4
-    out = A.resized_crop(x, top, left, h, w, 12)
+    out = G.resized_crop(x, top, left, h, w, 12)
     ref = np_bilinear_upsample(x[top:top + h, left:left + w], 12, 12)
     np.testing.assert_allclose(out, ref, atol=ATOL)
     # full-image "crop" at the same size is the identity
-    np.testing.assert_allclose(A.resized_crop(x, 0, 0, 16, 16, 16), x, atol=1e-6)
+    np.testing.assert_allclose(G.resized_crop(x, 0, 0, 16, 16, 16), x, atol=1e-6)
 
 
 @pytest.mark.parametrize("box,out", [((2, 1, 11, 13), 8), ((0, 3, 16, 9), 8), ((4, 4, 5, 7), 8),
@@ -275,7 +279,7 @@ def test_resized_crop_vs_pil(box, out):
     Image = pytest.importorskip("PIL.Image")
     x = _rand_img(5, 16, 16, 3)
     ref = pil_resize(x, (out, out), Image.BILINEAR, box=box)
-    np.testing.assert_allclose(A.resized_crop(x, *box, out), ref, atol=ATOL)
+    np.testing.assert_allclose(G.resized_crop(x, *box, out), ref, atol=ATOL)
 
 
 @pytest.mark.parametrize("size", [(8, 8), (24, 24), (16, 16)])
@@ -283,7 +287,7 @@ def test_resize_bicubic_vs_pil(size):
     Image = pytest.importorskip("PIL.Image")
     x = _rand_img(6, 16, 16, 1)
     ref = np.clip(pil_resize(x, size, Image.BICUBIC), 0, 1)
-    np.testing.assert_allclose(A.resize(x, *size, method="bicubic"), ref, atol=ATOL)
+    np.testing.assert_allclose(G.resize(x, *size, method="bicubic"), ref, atol=ATOL)
 
 
 def test_crop_fallback():
@@ -318,22 +322,22 @@ def test_crop_sampling_matches_torchvision_distribution():
 
 def test_affine_identity_rot90_and_shift():
     x = _rand_img(7, 8, 8, 3)
-    np.testing.assert_allclose(A.affine_transform(x, 0.0, (0.0, 0.0), 1.0), x, atol=1e-6)
+    np.testing.assert_allclose(G.affine_transform(x, 0.0, (0.0, 0.0), 1.0), x, atol=1e-6)
     # +90 degrees is counter-clockwise as displayed, i.e. np.rot90 (exact: pixel centres map to
     # pixel centres of a square image)
-    np.testing.assert_allclose(A.affine_transform(x, 90.0, (0.0, 0.0), 1.0), np.rot90(x), atol=1e-5)
-    np.testing.assert_allclose(A.affine_transform(x, -90.0, (0.0, 0.0), 1.0), np.rot90(x, -1),
+    np.testing.assert_allclose(G.affine_transform(x, 90.0, (0.0, 0.0), 1.0), np.rot90(x), atol=1e-5)
+    np.testing.assert_allclose(G.affine_transform(x, -90.0, (0.0, 0.0), 1.0), np.rot90(x, -1),
                                atol=1e-5)
     # shift (dx, dy) = (1, 2): content moves right by 1 and down by 2, zeros come in
     ref = np.zeros_like(x)
     ref[2:, 1:] = x[:-2, :-1]
-    np.testing.assert_allclose(A.affine_transform(x, 0.0, (1.0, 2.0), 1.0), ref, atol=1e-6)
+    np.testing.assert_allclose(G.affine_transform(x, 0.0, (1.0, 2.0), 1.0), ref, atol=1e-6)
 
 
 def test_affine_general_vs_scipy():
     x = _rand_img(8, 10, 10, 1)
     angle, (dx, dy), s = 23.0, (0.7, -1.3), 1.15
-    out = np.asarray(A.affine_transform(x, angle, (dx, dy), s))
+    out = np.asarray(G.affine_transform(x, angle, (dx, dy), s))
     c = 4.5
     th = math.radians(angle)
     py, px = np.mgrid[0:10, 0:10].astype(np.float64)
@@ -379,6 +383,44 @@ def test_config_roundtrip_and_validation():
                 dict(mean=(0.5,), std=(0.5, 0.5))]:
         with pytest.raises(ValueError):
             A.AugmentConfig(**bad)
+
+
+def _config_with(path, value):
+    """base_config(), asymmetric, with the key at `path` set to `value` (deleted first: any type
+    passes ConfigDict's type check), or deleted if `value` is None."""
+    cfg = base_config()
+    cfg.augment.asymmetric = True
+    *parents, key = path.split(".")
+    section = functools.reduce(lambda c, name: c[name], parents, cfg)
+    del section[key]
+    if value is not None:
+        section[key] = value
+    return cfg
+
+
+@pytest.mark.parametrize("path, value", [  # one per kind of check; the message names `path`
+    ("augment.crop_scale", (0.5, 0.1)), ("augment.crop_ratio", (1.0,)), ("augment.affine_scale", (0.0, 1.0)),
+    ("augment.blur_sigma", (0.0, 1.0)), ("augment.flip_prob", 1.5), ("augment.brightness", -0.1),
+    ("augment.hue", 0.6), ("augment.solarize_threshold", "high"), ("augment.test_resize", 0),
+    ("augment.test_crop", 300), ("augment.blur_kernel", 4), ("augment.mean", (0.5,)),
+    ("augment.std", (0.2, 0.0, 0.2)), ("augment.view2.blur_prob", 2.0), ("augment.view2.flip_prob", 3.0),
+    ("augment.view2.randaugment_ops", -1), ("augment.view2.solarize_prob", None), ("augment.hue", None),
+    ("data.channels", 1)])  # data.channels: 3 mean/std values for grey images
+def test_validate_raises_config_error_naming_the_key(path, value):
+    cfg = _config_with(path, value)
+    with pytest.raises(ConfigError, match=path):
+        A.validate(cfg)
+    if value is not None and path.startswith("augment"):  # the same checks as when the views are built
+        with pytest.raises(ConfigError, match=path):
+            A.view_configs(cfg.augment)
+
+
+def test_validate_accepts_the_base_config():
+    cfg = base_config()
+    A.validate(cfg)
+    cfg.augment.asymmetric, cfg.augment.view2.randaugment_ops, cfg.augment.view2.cutout_length = True, 4, 16
+    cfg.data.channels, cfg.augment.mean, cfg.augment.std = 1, (0.5,), (0.25,)
+    A.validate(cfg)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -504,7 +546,7 @@ def pil_resize_center_crop(a, resize_to, crop):
 @pytest.mark.parametrize("shape,resize_to,crop", [((20, 30), 16, 14), ((31, 17), 12, 9), ((18, 18), 22, 20)])
 def test_resize_center_crop_vs_pil(shape, resize_to, crop):
     x = _rand_img(11, *shape, 3)
-    out = jax.jit(A.resize_center_crop, static_argnums=(1, 2))(x, resize_to, crop)
+    out = jax.jit(G.resize_center_crop, static_argnums=(1, 2))(x, resize_to, crop)
     np.testing.assert_allclose(out, pil_resize_center_crop(x, resize_to, crop), atol=ATOL)
 
 
@@ -525,8 +567,6 @@ def test_eval_batch_test_resized_crop():
 
 def test_view_configs_byol_recipe():
     import ml_collections
-
-    from jaxclust.config import base_config
 
     cfg = base_config().augment
     one, two = A.view_configs(cfg)

@@ -3,7 +3,6 @@
 The golden numbers were computed by a float64 numpy reference written from the official code
 (seed_pcl.md §6.1-6.2). Train steps use one tiny network per method, built and compiled once per module.
 """
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -14,17 +13,15 @@ import numpy as np
 import pytest
 
 from jaxclust import losses
-from jaxclust.config import ConfigError, validate_config
+from jaxclust.config import ConfigError, load_config_file
+from jaxclust.train import check_config
 from jaxclust.methods import byol, moco, pcl
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_config(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config_file(ROOT / "configs" / f"{name}.py")
 
 
 def unit(rows):
@@ -208,7 +205,7 @@ def tiny_pcl_config(framework="moco"):
     cfg.method.kmeans_n_init = 2
     if framework == "moco":
         cfg.method.queue_size = 32
-    validate_config(cfg)
+    check_config(cfg)
     return cfg
 
 
@@ -311,7 +308,7 @@ CONFIGS = ["byol_digits", "moco_digits", "pcl_digits", "moco_cifar10", "moco_cif
 @pytest.mark.parametrize("name", CONFIGS)
 def test_configs_validate(name):
     cfg = load_config(name)
-    validate_config(cfg)
+    check_config(cfg)
     assert cfg.method.name == name.split("_")[0]
 
 
@@ -331,7 +328,7 @@ def test_byol_is_propos_without_psl_and_noise():
     with cfg.unlocked():
         cfg.method.psl_weight = 0.1
     with pytest.raises(ConfigError, match="BYOL has no PSL"):
-        validate_config(cfg)
+        check_config(cfg)
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -345,7 +342,7 @@ def test_bad_pcl_values_are_refused(key, value, message):
     cfg = load_config("pcl_digits")
     cfg.method[key] = value
     with pytest.raises(ConfigError, match=message):
-        validate_config(cfg)
+        check_config(cfg)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -401,4 +398,4 @@ def test_a_method_section_of_another_method_is_refused():
     cfg = load_config("propos_digits")
     cfg.method.name = "moco"  # as --config.method.name=moco would
     with pytest.raises(ConfigError, match="needs method.queue_size"):
-        validate_config(cfg)
+        check_config(cfg)

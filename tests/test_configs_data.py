@@ -1,15 +1,14 @@
 """Every data-set config of issue #3 validates and builds its data pipeline and model in the dry mode
 (no compilation, no training), on mocked tfds data or a tiny generated ImageFolder; and the paper's
 settings each config claims are pinned."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from jaxclust.config import ConfigError
-from jaxclust.train import _Run, dry_run
+from jaxclust.config import ConfigError, load_config_file
+from jaxclust.train import Run, dry_run
 
 ROOT = Path(__file__).resolve().parents[1]
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -20,10 +19,7 @@ CONFIGS = ["propos_cifar10", "propos_cifar20", "propos_stl10", "propos_imagenet1
 
 
 def load_config(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config_file(ROOT / "configs" / f"{name}.py")
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +63,12 @@ def test_streaming_config_builds_a_run_without_an_in_memory_bank(tmp_path):
     cfg = load_config("propos_imagenet1k")
     cfg.data.path, cfg.train.batch_size, cfg.cluster.num_clusters = str(tmp_path / "absent"), 64, 10
     with tfds.testing.mock_data(num_examples=130):
-        run = _Run(cfg, tmp_path)
-    assert run.streaming and run.images is None
-    assert run.bank.num_examples == 130 and run.steps_per_epoch == 2
+        run = Run(cfg, tmp_path)
+    assert run.cfg.data.streaming and run.feeder.images is None
+    assert run.dataset.num_examples == 130 and run.steps_per_epoch == 2
     cfg.train.resample = True
     with pytest.raises(ConfigError, match="train.resample draws from the whole data set"):
-        _Run(cfg, tmp_path)
+        Run(cfg, tmp_path)
 
 
 def test_paper_settings():

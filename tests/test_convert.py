@@ -15,7 +15,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from jaxclust import convert  # noqa: E402
-from jaxclust.config import base_config  # noqa: E402
+from jaxclust.methods import default_config  # noqa: E402
 from jaxclust.methods import propos  # noqa: E402
 
 
@@ -111,7 +111,7 @@ def test_state_dict_keys_have_the_official_layout(official):
 
 def test_converted_network_computes_the_official_features(official):
     model, path, images = official
-    cfg = base_config()  # ResNet-18, CIFAR stem, projector 4096 -> 256: the official CIFAR-10 network
+    cfg = default_config("propos")  # ResNet-18, CIFAR stem, projector 4096 -> 256: the official CIFAR-10 network
     method, state = jax_state(cfg)
     state, loaded = convert.load_into_state(state, convert.convert_byol_state_dict(convert.load_torch_state_dict(str(path))))
     assert sorted(loaded) == ["online/backbone", "online/projector", "predictor", "target/backbone", "target/projector"]
@@ -149,7 +149,7 @@ def test_bare_backbone_and_torchvision_names(official):
     assert set(a) == set(b) == {"target"} and set(a["target"]["params"]) == {"backbone"}
     jax.tree.map(np.testing.assert_array_equal, a, b)
 
-    cfg = base_config()
+    cfg = default_config("propos")
     _, state = jax_state(cfg)
     state, loaded = convert.load_into_state(state, a)
     assert loaded == ["target/backbone"]
@@ -163,7 +163,7 @@ def test_bare_backbone_and_torchvision_names(official):
 
 def test_mismatched_model_is_refused_with_a_hint(official):
     model, _, _ = official
-    cfg = base_config()
+    cfg = default_config("propos")
     cfg.model.stem = "imagenet"
     _, state = jax_state(cfg)
     converted = convert.convert_byol_state_dict(convert.state_dict_to_numpy({"byol": model.state_dict()}))
@@ -173,7 +173,7 @@ def test_mismatched_model_is_refused_with_a_hint(official):
 
 def test_launch_evaluate_reports_on_a_pytorch_checkpoint(tmp_path):
     """launch/evaluate.py --torch_checkpoint: the report is computed from the PyTorch network's features."""
-    from jaxclust.evaluate.report import default_config, evaluate
+    from jaxclust.evaluate.report import default_config as report_config, evaluate
 
     gen = torch.Generator().manual_seed(1)
     torch.manual_seed(1)
@@ -187,12 +187,12 @@ def test_launch_evaluate_reports_on_a_pytorch_checkpoint(tmp_path):
     labels = np.repeat(np.arange(4), 10)
     np.savez(tmp_path / "toy.npz", images=images, labels=labels)
 
-    cfg = base_config()
+    cfg = default_config("propos")
     cfg.data.source, cfg.data.path, cfg.data.image_size = "npz", str(tmp_path / "toy.npz"), 16
     cfg.model.width, cfg.model.projector_hidden, cfg.model.projector_dim, cfg.model.predictor_hidden = 8, 32, 16, 32
     cfg.cluster.num_clusters, cfg.train.batch_size, cfg.train.embed_batch_size = 4, 8, 16
     cfg.optim.warmup_epochs = 0
-    rcfg = default_config()
+    rcfg = report_config()
     rcfg.kmeans_restarts, rcfg.knn_k, rcfg.figures = 2, 5, False
     report = evaluate(tmp_path / "eval", cfg, rcfg, torch_checkpoint=str(ckpt))
     assert report["source"]["loaded"] == ["target/backbone", "target/projector", "online/backbone",

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from jaxclust import train
-from jaxclust.config import ConfigError, validate_config
+from jaxclust.config import ConfigError
+from jaxclust.train import check_config
 from jaxclust.data.sources import DataError
 from test_train_e2e import tiny_digits_config
 
@@ -54,28 +55,36 @@ def test_batch_must_divide_over_devices():
     cfg = tiny_digits_config()
     cfg.train.batch_size = 100
     with pytest.raises(ConfigError, match=r"divisible by the number of devices \(8\)"):
-        validate_config(cfg, device_count=8)
+        check_config(cfg, device_count=8)
 
 
 def test_workdir_checks(tmp_path, monkeypatch):
-    cfg = tiny_digits_config()
     afile = tmp_path / "file"
     afile.write_text("x")
     with pytest.raises(train.WorkdirError, match="is a file"):
-        train.check_workdir(cfg, afile / "run")
+        train.check_workdir(afile / "run")
     monkeypatch.setattr(train.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10, 10, 2**20))
     with pytest.raises(train.WorkdirError, match="1 MiB free"):
-        train.check_workdir(cfg, tmp_path / "run")
+        train.check_workdir(tmp_path / "run")
 
 
-def test_workdir_of_another_architecture_is_refused(tmp_path):
-    cfg = tiny_digits_config()
-    (tmp_path / train.CONFIG_FILE).write_text(cfg.to_json_best_effort())
+def test_checkpoint_of_another_structure_is_refused(tmp_path):
+    """Checkpoint compatibility is structural: a config whose state differs from the checkpoint's in
+    any leaf (here the network's widths; a queue size or a head count alike) is refused, naming the
+    leaves, before any restore; the same config resumes."""
+    from contextlib import closing
+
+    from jaxclust.checkpoint import Checkpointer
+
+    run = train.Run(tiny_digits_config(), tmp_path)
+    with closing(Checkpointer(tmp_path)) as checkpointer:
+        checkpointer.save(1, run.init_state(), {"epoch": 1, "wall_seconds": 0.0, **run.identity})
     other = tiny_digits_config()
     other.model.convnet_widths = (8, 32)
-    with pytest.raises(train.WorkdirError, match=r"holds a run with model.convnet_widths="):
-        train.check_workdir(other, tmp_path)
-    train.check_workdir(cfg, tmp_path)  # the same run resumes
+    with pytest.raises(train.WorkdirError, match=r"another structure than this config's \(batch_stats/net/backbone/"):
+        train.restore_state(train.Run(other, tmp_path))
+    state, meta = train.restore_state(run)  # the same run resumes
+    assert meta["epoch"] == 1
 
 
 def test_bad_npz_files(tmp_path):

@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import tiny
 from jaxclust import losses
-from jaxclust.config import ConfigError, base_config, validate_config
+from jaxclust.config import ConfigError
+from jaxclust.train import check_config
 from jaxclust.methods import hadis
 
 hsd = losses.hardness_aware_self_distillation_loss
@@ -134,13 +136,7 @@ N, B, SPE = 32, 8, 4
 
 
 def tiny_config(**method):
-    c = base_config()
-    c.model.backbone = "convnet"
-    c.model.convnet_widths = (4, 8)
-    c.model.projector_hidden, c.model.projector_dim, c.model.predictor_hidden = 16, 8, 16
-    c.method = hadis.method_config()
-    c.method.update(method)
-    c.train.epochs, c.train.batch_size = 4, B
+    c = tiny.tiny_config("hadis", B, **method)
     c.optim.warmup_epochs = 1
     c.cluster.num_clusters = 5
     return c
@@ -149,7 +145,7 @@ def tiny_config(**method):
 @pytest.fixture(scope="module")
 def setup():
     cfg = tiny_config()
-    validate_config(cfg)
+    check_config(cfg)
     method = hadis.build(cfg, N, SPE)
     views = jax.random.normal(jax.random.key(0), (2, B, 8, 8, 1))
     state = method.init(jax.random.key(1), views[0])
@@ -169,6 +165,6 @@ def test_hsd_is_on_in_warmup_and_psl_after(setup):
 
 def test_validate():
     with pytest.raises(ConfigError, match="forward=v1"):
-        validate_config(tiny_config(forward="v2"))
+        check_config(tiny_config(forward="v2"))
     with pytest.raises(ConfigError, match="hsd_partition"):
-        validate_config(tiny_config(hsd_partition="both"))
+        check_config(tiny_config(hsd_partition="both"))

@@ -2,7 +2,7 @@
 
 `launch/compare_official.py --save_fixture=tests/fixtures/official_step` ran the official
 `BYOLWrapper`, optimiser and `BYOL.train` (Hzzone/ProPos cc35d8c, torch 2.13 CPU, gloo) for 20 steps
-in each setting of `jaxclust.parity.SETTINGS` and stored the initial weights, the batches,
+in each setting of `jaxclust.methods.propos_parity.SETTINGS` and stored the initial weights, the batches,
 the official per-step losses, schedule values, final weights and BatchNorm statistics, and one E-step.
 Here jaxclust alone replays them from the same weights (no torch needed) and must land on the official
 numbers within the parity tolerances (`parity.STEP1_LOSS_RTOL`, `parity.RTOL`): the two views
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxclust import parity
+from jaxclust.methods import propos_parity as parity
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official_step"
 
@@ -86,10 +86,10 @@ def test_relative_difference_is_scaled_by_the_tensor():
 
 
 def test_process_layout_of_forward_v2_needs_per_gpu_batchnorm():
-    from jaxclust.config import ConfigError, base_config
-    from jaxclust.methods import propos
+    from jaxclust.config import ConfigError
+    from jaxclust.methods import default_config, propos
 
-    cfg = base_config()
+    cfg = default_config("propos")
     cfg.method.forward, cfg.method.v2_layout = "v2", "processes"
     with pytest.raises(ConfigError, match="bn_groups"):
         propos.validate(cfg)

@@ -9,6 +9,7 @@ import pytest
 
 from fixtures import load_official
 from jaxclust import optim
+from jaxclust.config import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +216,88 @@ def test_stepwise_schedule_is_selectable():
 def test_make_optimizer_rejects_bad_config(overrides):
     with pytest.raises(ValueError):
         optim.make_optimizer(_sgd_cfg(**overrides), iters_per_epoch=10, epochs=10, batch_size=256)
+
+
+# ------------------------------------------------------------------------------------------------
+# The generic options SeCu brought: schedule warmup_cosine_to_end, frozen_epochs, lr_batch_scaling,
+# constant-lr and untrained parameter groups
+
+
+def _official_secu_lr(c, base, warmup, epochs, ipe, init_epoch):
+    """Official idstcv/SeCu main.py adjust_learning_rate at the 0-based iteration c, float64."""
+    o = ipe if init_epoch else 0
+    if c < o:
+        return 0.0
+    if c < o + warmup * ipe:
+        return base * max(1, c - o) / (warmup * ipe)
+    return base * 0.5 * (1.0 + math.cos(math.pi * (c - o - warmup * ipe) / (epochs * ipe - o - warmup * ipe)))
+
+
+@pytest.mark.parametrize("frozen", [0, 1])
+def test_warmup_cosine_to_end_with_frozen_epochs_is_secus_schedule(frozen):
+    ipe, epochs = 7, 12
+    cfg = _sgd_cfg(lr=0.2, warmup_epochs=3, schedule="warmup_cosine_to_end", frozen_epochs=frozen,
+                   lr_batch_scaling="none")
+    _, lr_fn = optim.make_optimizer(cfg, iters_per_epoch=ipe, epochs=epochs, batch_size=512)
+    for c in range(epochs * ipe):
+        assert lr_fn(c) == pytest.approx(_official_secu_lr(c, 0.2, 3, epochs, ipe, frozen), rel=1e-12, abs=1e-15)
+        # float32, with the official 1 + cos (cancellation near the end): a few ulps of the peak lr
+        assert float(lr_fn(jnp.int32(c))) == pytest.approx(_official_secu_lr(c, 0.2, 3, epochs, ipe, frozen),
+                                                           rel=1e-6, abs=0.2 * 4e-7)
+    # eta_min is honoured: the cosine ends at it
+    cfg.eta_min = 0.01
+    _, lr_fn = optim.make_optimizer(cfg, iters_per_epoch=ipe, epochs=epochs, batch_size=512)
+    assert lr_fn(epochs * ipe) == pytest.approx(0.01) and lr_fn((frozen + 3) * ipe) == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("schedule", ["warmup_cosine", "stepwise_cosine", "constant"])
+def test_frozen_epochs_delay_every_schedule(schedule):
+    ipe, epochs, frozen = 5, 10, 2
+    shifted = _sgd_cfg(schedule=schedule, warmup_epochs=2, frozen_epochs=frozen)
+    _, lr_fn = optim.make_optimizer(shifted, iters_per_epoch=ipe, epochs=epochs, batch_size=256)
+    _, plain = optim.make_optimizer(_sgd_cfg(schedule=schedule, warmup_epochs=2), iters_per_epoch=ipe,
+                                    epochs=epochs - frozen, batch_size=256)
+    assert all(lr_fn(c) == 0.0 for c in range(frozen * ipe))
+    for c in range(frozen * ipe, epochs * ipe):
+        assert lr_fn(c) == plain(c - frozen * ipe)
+        assert float(lr_fn(jnp.int32(c))) == float(plain(jnp.int32(c - frozen * ipe)))
+
+
+def test_lr_batch_scaling():
+    _, linear = optim.make_optimizer(_sgd_cfg(lr=0.1, warmup_epochs=0), iters_per_epoch=4, epochs=5, batch_size=1024)
+    _, none = optim.make_optimizer(_sgd_cfg(lr=0.1, warmup_epochs=0, lr_batch_scaling="none"), iters_per_epoch=4,
+                                   epochs=5, batch_size=1024)
+    assert linear(0) == pytest.approx(4 * none(0)) and none(0) == pytest.approx(optim.warmup_cosine_lr(1, 0.1, 0, 5, 4))
+
+
+def test_constant_lr_and_untrained_groups():
+    cfg = _sgd_cfg(momentum=0.9, weight_decay=0.1, warmup_epochs=0, frozen_epochs=1, predictor_lr_mult=1.0)
+    params = {"net": {"w": jnp.ones(3)}, "centers": {"c": jnp.full(2, 2.0)}, "fixed": {"f": jnp.ones(2)}}
+    grads = jax.tree.map(jnp.ones_like, params)
+    tx, lr_fn = optim.make_optimizer(cfg, iters_per_epoch=2, epochs=4, batch_size=256, constant_lr={"centers": 1.5},
+                                     untrained=("fixed",))
+    state = tx.init(params)
+    assert sorted(state.inner_states) == ["centers", "fixed", "net"]  # one group per top-level key
+    for step in range(3):
+        updates, state = tx.update(grads, state, params)
+        # net: the schedule (lr 0 in the frozen epoch); centres: 1.5 from the first step; fixed: nothing
+        buf = sum(0.9 ** k for k in range(step + 1))  # momentum buffer of the constant gradient g + wd p
+        np.testing.assert_allclose(updates["net"]["w"], -float(lr_fn(step)) * buf * 1.1, rtol=1e-6)
+        np.testing.assert_allclose(updates["centers"]["c"], -1.5 * buf * 1.2, rtol=1e-6)
+        assert not np.any(np.asarray(updates["fixed"]["f"]))
+    assert float(lr_fn(0)) == 0.0 and float(lr_fn(2)) > 0
+    tx, _ = optim.make_optimizer(cfg, iters_per_epoch=2, epochs=4, batch_size=256, constant_lr={"centres": 1.0})
+    with pytest.raises(ValueError, match="centres"):
+        tx.init(params)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (dict(frozen_epochs=10), "optim.frozen_epochs"), (dict(frozen_epochs=-1), "optim.frozen_epochs"),
+    (dict(frozen_epochs=4, warmup_epochs=7), "optim.warmup_epochs"),
+    (dict(schedule="warmup_cosine_to_end", frozen_epochs=1, warmup_epochs=9), "train.epochs"),
+    (dict(lr_batch_scaling="sqrt"), "optim.lr_batch_scaling"),
+    (dict(schedule="constant", eta_min=0.1), "optim.eta_min"), (dict(eta_min=-0.1), "optim.eta_min"),
+])
+def test_check_names_the_key(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        optim.check(_sgd_cfg(**overrides), 10)

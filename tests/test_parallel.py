@@ -5,7 +5,7 @@ import pytest
 
 from jaxclust import parallel
 from jaxclust.methods.common import kmeans_options
-from jaxclust.train import _Run
+from jaxclust.train import Run
 from test_train_e2e import tiny_digits_config
 
 
@@ -13,7 +13,7 @@ def make_run(tmp_path, devices):
     cfg = tiny_digits_config()
     cfg.train.batch_size = 128  # divisible by 8
     cfg.kmeans.restarts_over_devices = "always"
-    return _Run(cfg, tmp_path, mesh=parallel.make_mesh(devices))
+    return Run(cfg, tmp_path, mesh=parallel.make_mesh(devices))
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +33,10 @@ def test_train_step_on_8_devices_equals_1_device(runs):
     results = []
     for run in runs:
         s = jax.device_put(state, run.replicated)
-        new, metrics = run._step(s, run.images, parallel.put_global(indices, run.sharded), key)
+        new, metrics = run.step(s, *run.feeder.batch(indices), key)
         results.append(jax.device_get((new, metrics)))
     (s1, m1), (s8, m8) = results
-    assert len(runs[1].images.sharding.device_set) == 8
+    assert len(runs[1].feeder.images.sharding.device_set) == 8
     for name in ("loss", "align_loss", "psl_loss"):
         np.testing.assert_allclose(m1[name], m8[name], rtol=1e-5)
     for a, b in zip(jax.tree.leaves((s1.params, s1.target_params, s1.batch_stats, s1.target_batch_stats)),

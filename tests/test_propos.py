@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxclust.config import base_config
+import tiny
 from jaxclust.methods import propos
 from jaxclust.state import ema_update
 
@@ -12,14 +12,9 @@ N, B, STEPS_PER_EPOCH = 64, 8, 8
 
 
 def tiny_config(**method):
-    c = base_config()
-    c.model.backbone = "convnet"
-    c.model.convnet_widths = (4, 8)
-    c.model.projector_hidden, c.model.projector_dim, c.model.predictor_hidden = 16, 8, 16
-    c.train.epochs, c.train.batch_size = 4, B
+    c = tiny.tiny_config("propos", B, **method)
     c.optim.warmup_epochs = 1
     c.cluster.num_clusters = 20  # more clusters than a batch holds: most are absent from every batch
-    c.method.update(method)
     return c
 
 

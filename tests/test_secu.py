@@ -1,18 +1,20 @@
 """SeCu: golden values of seed_secu.md §13, the constrained assignments, the schedule and the step."""
-import importlib.util
 import itertools
+import math
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
+import tiny
 
-from jaxclust import losses
+from jaxclust import losses, optim
 from jaxclust.checkpoint import Checkpointer
-from jaxclust.config import ConfigError, base_config, validate_config
+from jaxclust.config import ConfigError, load_config_file
 from jaxclust.methods import secu
-from jaxclust.train import train_and_evaluate
+from jaxclust.train import check_config, train_and_evaluate
 
 # seed_secu.md §13.1-2: three points, two centres, labels (0, 0, 1), lambda = 1
 X = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
@@ -182,13 +184,71 @@ def test_size_constraint_raises_the_smallest_cluster():
     assert int(sizes[-1].min()) >= 0.8 * gamma * n / k
 
 
+def secu_optimizer(cfg, steps_per_epoch):
+    """The optimiser and encoder lr SeCu builds from its config (optim.make_optimizer, centres constant)."""
+    return optim.make_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs, cfg.train.batch_size,
+                                constant_lr={"centers": cfg.method.centers_lr})
+
+
+def official_secu_lr(step, base_lr, warmup_epochs, epochs, steps_per_epoch, init_epoch):
+    """SeCu's encoder lr as jaxclust computed it before it became optim's (float32, official adjust_learning_rate)."""
+    c = jnp.asarray(step, jnp.float32)
+    i = float(steps_per_epoch)
+    o = i if init_epoch else 0.0
+    warm = float(warmup_epochs) * i
+    total = float(epochs) * i
+    lr_warm = base_lr * jnp.maximum(1.0, c - o) / max(warm, 1.0)
+    lr_cos = base_lr * 0.5 * (1.0 + jnp.cos(math.pi * (c - o - warm) / max(total - o - warm, 1.0)))
+    return jnp.where(c < o, 0.0, jnp.where(c < o + warm, lr_warm, lr_cos))
+
+
 def test_learning_rate_schedule():
     i, e = 391, 401  # official CIFAR-10: 391 iterations, --epochs 401
-    lr = lambda c: float(secu.learning_rate(c, 0.2, 10, e, i, True))  # noqa: E731
+    cfg = load_config("secu_cifar10")
+    _, lr_fn = secu_optimizer(cfg, i)
+    lr = lambda c: float(lr_fn(c))  # noqa: E731
     assert lr(0) == 0.0 and lr(i - 1) == 0.0  # initialisation epoch
     assert lr(i) == pytest.approx(0.2 / (10 * i))  # epoch 1, iteration 0
     assert lr(11 * i) == pytest.approx(0.2)  # start of epoch 11
     assert lr(e * i - 1) == pytest.approx(0.0, abs=1e-8)
+    # in float32, bit for bit SeCu's former own schedule (both jitted, as in the step: XLA's compiled
+    # arithmetic may differ from the eager one by an ulp), with and without the initialisation epoch
+    steps = jnp.arange(e * i, dtype=jnp.int32)
+    for init_epoch in (True, False):
+        cfg.optim.frozen_epochs = int(init_epoch)
+        _, lr_fn = secu_optimizer(cfg, i)
+        former = jax.jit(lambda n: official_secu_lr(n, 0.2, 10, e, i, init_epoch))  # noqa: B023
+        np.testing.assert_array_equal(jax.jit(lr_fn)(steps), former(steps))
+
+
+def test_optimizer_is_secus_two_sgd_groups():
+    """SeCu's former optimiser (two torch SGD groups: encoder under the schedule, centres at a constant lr),
+    written out with optax: the same state structure and bit-identical updates, across the initialisation epoch."""
+    cfg, spe = tiny_config(), 2
+    o = cfg.optim
+
+    def sgd(lr):
+        return optax.chain(optax.add_decayed_weights(o.weight_decay), optax.trace(o.momentum, nesterov=o.nesterov),
+                           optax.scale_by_schedule(lambda n: -lr(n)))
+
+    former = optax.multi_transform(
+        {"net": sgd(lambda n: official_secu_lr(n, o.lr, o.warmup_epochs, cfg.train.epochs, spe, True)),
+         "centers": sgd(lambda n: cfg.method.centers_lr)},
+        lambda params: {name: jax.tree.map(lambda _: name, sub) for name, sub in params.items()})
+    tx, _ = secu_optimizer(cfg, spe)
+    rng = np.random.default_rng(3)
+    params = {"net": {"w": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32), "b": jnp.zeros(4)},
+              "centers": {"head00": jnp.asarray(rng.normal(size=(3, 8)), jnp.float32)}}
+    states = [tx.init(params), former.init(params)]
+    assert jax.tree.structure(states[0]) == jax.tree.structure(states[1])  # old checkpoints restore
+    step = jax.jit(lambda t, g, st, p: t.update(g, st, p), static_argnums=0)
+    for n in range(3 * spe):
+        grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
+        (new, states[0]), (old, states[1]) = step(tx, grads, states[0], params), step(former, grads, states[1], params)
+        for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(old)):
+            np.testing.assert_array_equal(a, b)
+        assert n >= spe or not np.any(np.asarray(new["net"]["w"]))  # the initialisation epoch: encoder lr 0
+        params = optax.apply_updates(params, new)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -198,15 +258,10 @@ N, B, SPE = 32, 8, 4
 
 
 def tiny_config(**method):
-    c = base_config()
-    c.model.backbone = "convnet"
-    c.model.convnet_widths = (4, 8)
-    c.model.projector_hidden, c.model.projector_dim = 16, 8
-    c.method = secu.method_config()
-    c.method.num_heads = 2
-    c.method.update(method)
+    c = tiny.tiny_config("secu", B, **{"num_heads": 2, **method})
     c.optim.lr, c.optim.weight_decay, c.optim.warmup_epochs = 0.2, 1e-4, 1
-    c.train.epochs, c.train.batch_size = 4, B
+    c.optim.lr_batch_scaling, c.optim.frozen_epochs, c.optim.schedule = "none", 1, "warmup_cosine_to_end"
+    c.optim.predictor_lr_mult = 1.0
     c.cluster.num_clusters = 3
     return c
 
@@ -214,7 +269,7 @@ def tiny_config(**method):
 @pytest.fixture(scope="module", params=["size", "entropy"])
 def setup(request):
     cfg = tiny_config(constraint=request.param)
-    validate_config(cfg)
+    check_config(cfg)
     method = secu.build(cfg, N, SPE)
     views = jax.random.normal(jax.random.key(0), (2, B, 8, 8, 1))
     state = method.init(jax.random.key(1), views[0])
@@ -274,7 +329,7 @@ def _np_closed_form_stats(x, w, y, temperature):
 @pytest.fixture(scope="module")
 def closed_form_setup():
     cfg = tiny_config(center_update="closed_form")
-    validate_config(cfg)
+    check_config(cfg)
     method = secu.build(cfg, N, SPE)
     views = jax.random.normal(jax.random.key(5), (4, B, 8, 8, 1))
     state = method.init(jax.random.key(6), views[0])
@@ -325,13 +380,17 @@ def test_validate_rejects_bad_values():
     for key, value in (("constraint", "both"), ("size_gamma", 0.0), ("label_weight", 1.5),
                        ("center_update", "adam"), ("center_damping", 1.0), ("center_damping", -0.1)):
         with pytest.raises(ConfigError, match=key):
-            validate_config(tiny_config(**{key: value}))
+            check_config(tiny_config(**{key: value}))
     with pytest.raises(ConfigError, match="center_loss"):
-        validate_config(tiny_config(center_update="closed_form", center_loss="ce"))
+        check_config(tiny_config(center_update="closed_form", center_loss="ce"))
     cfg = tiny_config()
     cfg.train.epochs = 2  # 1 initialisation + 1 warm-up epoch leave nothing for the cosine
     with pytest.raises(ConfigError, match="train.epochs"):
-        validate_config(cfg)
+        check_config(cfg)
+    cfg = tiny_config()
+    cfg.optim.predictor_lr_mult = 10.0  # SeCu has no predictor: refused, not ignored
+    with pytest.raises(ConfigError, match=r"optim\.predictor_lr_mult=1"):
+        check_config(cfg)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -342,10 +401,7 @@ DIGITS = 1797
 
 
 def load_config(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config_file(ROOT / "configs" / f"{name}.py")
 
 
 def tiny_digits(num_heads, **method):
@@ -353,7 +409,7 @@ def tiny_digits(num_heads, **method):
     c.model.convnet_widths = (4, 8)
     c.model.projector_hidden, c.model.projector_dim = 16, 8
     c.method.num_heads = num_heads
-    c.method.init_epoch = False  # one epoch that trains the encoder
+    c.optim.frozen_epochs = 0  # one epoch that trains the encoder
     c.method.update(method)
     c.optim.warmup_epochs = 0
     c.train.epochs, c.train.batch_size, c.train.embed_batch_size = 1, 256, 512
@@ -380,7 +436,7 @@ def test_stage2_starts_from_stage1_encoder_and_kept_head(stage1, tmp_path):
     workdir, final = stage1
     cfg = tiny_digits(1, init_from=str(workdir))  # stage 2: head K = 10 only
     cfg.train.epochs = 2
-    validate_config(cfg)
+    check_config(cfg)
     method = secu.build(cfg, 500, 2)
     state = jax.jit(method.init)(jax.random.key(7), jnp.zeros((2, 8, 8, 1)))
     for got, want in ((state.params["net"], final.params["net"]), (state.batch_stats, final.batch_stats)):
@@ -414,7 +470,7 @@ def test_init_from_errors_name_the_key(stage1, tmp_path):
     missing = tmp_path / "no_such_run"
     for path in (missing, tmp_path):  # no directory; a directory without checkpoints
         with pytest.raises(ConfigError, match=r"method\.init_from .* has no checkpoint"):
-            validate_config(tiny_digits(1, init_from=str(path)))
+            check_config(tiny_digits(1, init_from=str(path)))
         with pytest.raises(ConfigError, match=r"method\.init_from .* has no checkpoint"):
             secu.build(tiny_digits(1, init_from=str(path)), 500, 2)
     assert not missing.exists() and not (tmp_path / "checkpoints").exists()  # nothing created
@@ -426,10 +482,6 @@ def test_init_from_errors_name_the_key(stage1, tmp_path):
     no_head.cluster.num_clusters = 40
     with pytest.raises(ConfigError, match=r"method\.init_from .* no head of 40 centres"):
         secu.build(no_head, 500, 2)
-    both = tiny_digits(1, init_from=str(workdir))
-    both.method.self_label.enabled, both.method.self_label.init_workdir = True, str(workdir)
-    with pytest.raises(ConfigError, match=r"method\.init_from"):
-        validate_config(both)
 
 
 def test_stl10_stage2_config():
@@ -441,4 +493,4 @@ def test_stl10_stage2_config():
     flat = lambda c: {f"{s}.{k}": v for s, sec in c.to_dict().items() if isinstance(sec, dict) for k, v in sec.items()}  # noqa: E731
     assert {k for k, v in flat(one).items() if flat(two)[k] != v} == changed  # the rest as stage 1 (App. C.1)
     assert two.method.center_temperature == 1.0  # seed_secu.md §12.5
-    validate_config(two)
+    check_config(two)

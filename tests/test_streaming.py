@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from jaxclust.config import base_config
+from jaxclust.methods import default_config
 from jaxclust.data import sources
 from jaxclust.data.augment import view_configs
 from jaxclust.data.sources import DataError
@@ -103,7 +104,7 @@ def stream_folder(tmp_path_factory):
 
 
 def stream_config(path, streaming=True):
-    c = base_config()
+    c = default_config("propos")
     c.data.source, c.data.name, c.data.path, c.data.image_size, c.data.streaming = "folder", "toy", path, 12, streaming
     c.model.backbone, c.model.convnet_widths = "convnet", (8, 16)
     c.model.projector_hidden, c.model.projector_dim, c.model.predictor_hidden = 32, 16, 32
@@ -114,9 +115,9 @@ def stream_config(path, streaming=True):
 
 
 def test_streamed_e_step_features_equal_the_banks(stream_folder, tmp_path):
-    from jaxclust.train import _Run
+    from jaxclust.train import Run
 
-    streamed, banked = _Run(stream_config(stream_folder), tmp_path), _Run(stream_config(stream_folder, False), tmp_path)
+    streamed, banked = Run(stream_config(stream_folder), tmp_path), Run(stream_config(stream_folder, False), tmp_path)
     state = banked.init_state()
     np.testing.assert_allclose(np.asarray(streamed.embed_all(state)), np.asarray(banked.embed_all(state)), atol=1e-6)
 
@@ -135,11 +136,11 @@ def test_streamed_run_resumed_mid_epoch_equals_uninterrupted(stream_folder, tmp_
     straight = train.train_and_evaluate(cfg, tmp_path / "straight")
     assert np.isfinite(straight["loss"]) and "nmi" in straight
 
-    build = train._Run.__init__
+    build = train.Run.__init__
 
     def preempted_at_step_9(self, *args, **kwargs):  # epoch 2, step 3: after the checkpoint of step 8
         build(self, *args, **kwargs)
-        step, calls = self._step_on_batch, [0]
+        step, calls = self.step, [0]
 
         def counting(*a):
             calls[0] += 1
@@ -147,9 +148,9 @@ def test_streamed_run_resumed_mid_epoch_equals_uninterrupted(stream_folder, tmp_
                 raise Preempted
             return step(*a)
 
-        self._step_on_batch = counting
+        self.step = counting
 
-    monkeypatch.setattr(train._Run, "__init__", preempted_at_step_9)
+    monkeypatch.setattr(train.Run, "__init__", preempted_at_step_9)
     with pytest.raises(Preempted):
         train.train_and_evaluate(cfg, tmp_path / "resumed")
     monkeypatch.undo()
@@ -179,23 +180,23 @@ def split_folder(tmp_path_factory):
 def test_heldout_split_is_scored_by_nearest_centroid(split_folder, tmp_path, streaming):
     from sklearn.metrics import normalized_mutual_info_score
 
-    from jaxclust.train import _Run
+    from jaxclust.train import Run
 
     cfg = stream_config(split_folder, streaming)
     cfg.data.split, cfg.eval.split = "train", "val"
-    run = _Run(cfg, tmp_path)
-    assert (run.bank.num_examples, run.heldout[0].num_examples) == (48, 15)
+    run = Run(cfg, tmp_path)
+    assert (run.dataset.num_examples, run.heldout.source.num_examples) == (48, 15)
     state, record = run.e_step(run.init_state(), 0)
     # independent: the held-out features' nearest centroid by cosine, in numpy
-    val_feats = np.asarray(run.embed_all(state, data=run.heldout))
+    val_feats = np.asarray(run.embed_all(state, feeder=run.heldout))
     centroids = np.asarray(state.extra["centroids"])
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
     nearest = np.argmax(unit(val_feats) @ unit(centroids).T, axis=1)
-    assert record["val_nmi"] == pytest.approx(normalized_mutual_info_score(run.heldout[0].labels, nearest), abs=1e-12)
+    assert record["val_nmi"] == pytest.approx(normalized_mutual_info_score(run.heldout.source.labels, nearest), abs=1e-12)
     assert {"val_acc", "val_ari"} <= set(record)
     if streaming:  # the streamed held-out features are the bank's
-        bank_run = _Run(_banked(cfg), tmp_path)
-        np.testing.assert_allclose(val_feats, np.asarray(bank_run.embed_all(state, data=bank_run.heldout)), atol=1e-6)
+        bank_run = Run(_banked(cfg), tmp_path)
+        np.testing.assert_allclose(val_feats, np.asarray(bank_run.embed_all(state, feeder=bank_run.heldout)), atol=1e-6)
 
 
 def _banked(cfg):

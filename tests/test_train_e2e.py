@@ -1,23 +1,19 @@
 """End to end on the embedded digits: train, cluster, write metrics.jsonl and summary.json, resume."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
+from jaxclust.config import load_config_file
 from jaxclust.train import train_and_evaluate
-
-import importlib.util
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING_KEYS = {"wall_seconds", "session_seconds", "e_step_seconds"}
 
 
 def load_config(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config_file(ROOT / "configs" / f"{name}.py")
 
 
 def tiny_digits_config(epochs: int = 3):

@@ -1,4 +1,5 @@
-"""On-device, jittable image augmentation with torchvision semantics.
+"""On-device, jittable image augmentation with torchvision semantics: its config, the random draws of
+its parameters, and the training and test-time pipelines.
 
 Every op works on ONE float32 image of shape ``(H, W, C)`` with values in ``[0, 1]`` and ``C`` in
 ``{1, 3}``; batches are handled by ``jax.vmap`` with one PRNG key per image (see :func:`augment_batch`).
@@ -11,27 +12,24 @@ The training pipeline reproduces the ProPos/SimCLR torchvision recipe::
 The last two are SCAN's strong augmentation (``randaugment_ops`` ops, ``Cutout`` of side up to
 ``cutout_length``, in SCAN's order), implemented with PIL semantics in
 :mod:`jaxclust.data.randaugment`; RandAugment works on the image rounded to 8 bits, as PIL does.
-
-Semantics follow torchvision (not ``tf.image`` / dm-pix):
+The other ops, with explicit parameters and their torchvision semantics, are in
+:mod:`jaxclust.data.geometric` (flip, resize, resized crop, affine) and
+:mod:`jaxclust.data.photometric` (ColorJitter, grayscale, Gaussian blur, solarize). Their random
+parameters are drawn here as torchvision draws them:
 
 * RandomResizedCrop: area fraction uniform in ``crop_scale``, aspect ratio log-uniform in
-  ``crop_ratio``, 10 tries (vectorised) and torchvision's centre-crop fallback; the crop is resampled
-  with PIL/torch anti-aliased bilinear filtering whose support is restricted to the crop window (as
-  ``img.crop(...).resize(...)`` does), not to the whole image.
-* ColorJitter: multiplicative brightness, contrast blended towards the mean of the grayscale image,
-  saturation blended with the grayscale image, hue shifted in HSV, every op clamped to ``[0, 1]``,
-  the four ops applied in a fresh random order for every image.
-* Grayscale uses 0.299/0.587/0.114 and keeps ``C`` channels. For ``C == 1`` saturation, hue and
-  grayscale are no-ops (as torchvision for 1-channel tensors).
-* Gaussian blur: torchvision's discrete kernel, separable, reflect padding (``torch`` "reflect" ==
-  ``numpy.pad`` "reflect" == ``scipy.ndimage`` "mirror"); generalised to kernels wider than the image
-  by repeated mirroring, where torch would raise.
+  ``crop_ratio``, 10 tries (vectorised) and torchvision's centre-crop fallback.
+* ColorJitter: factors uniform as torchvision's ``get_params``, the four ops applied in a fresh random
+  order for every image.
 
 Two views: ``view_configs`` gives the config of each view; with ``augment.asymmetric`` (the official
 ``byol_transform``) view 2 has its own blur and solarize probabilities, and its own RandAugment and
 Cutout (SCAN's strong view; off, 0, by default). Test-time transform: the
 stored image resized to the network size (PIL bicubic), or with ``test_resized_crop`` torchvision's
 ``Resize(test_resize) + CenterCrop(test_crop)`` first (official ImageNet-Dogs config).
+
+Config errors: a bad value of the ``augment`` section raises :class:`jaxclust.config.ConfigError`
+naming its key; :func:`validate` runs every such check on a whole config, before any data is read.
 
 Random branches are written as ``jnp.where(u < p, f(x), x)``: under ``vmap`` a ``lax.cond`` would
 become a select anyway, so every enabled op is computed for every image. Ops whose probability or
@@ -49,45 +47,29 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
+from jaxclust.config import ConfigError
 from jaxclust.data import randaugment
+from jaxclust.data.geometric import affine_transform, horizontal_flip, resize, resize_center_crop, resized_crop
+from jaxclust.data.photometric import color_jitter, gaussian_blur, solarize, to_grayscale
 
 __all__ = [
     "AugmentConfig",
     "CONFIG_KEYS",
     "default_config",
+    "view_configs",
+    "validate",
     "to_float",
     "normalize",
-    "horizontal_flip",
-    "rgb_to_grayscale",
-    "to_grayscale",
-    "adjust_brightness",
-    "adjust_contrast",
-    "adjust_saturation",
-    "adjust_hue",
-    "rgb_to_hsv",
-    "hsv_to_rgb",
-    "color_jitter",
     "sample_jitter_params",
-    "solarize",
-    "gaussian_kernel1d",
-    "gaussian_blur",
-    "resize",
-    "resized_crop",
     "sample_crop_params",
-    "affine_transform",
     "sample_affine_params",
     "augment_image",
     "augment_batch",
     "eval_image",
     "eval_batch",
-    "resize_center_crop",
-    "view_configs",
     "example_keys",
 ]
-
-_GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
 #: Keys that ``AugmentConfig.from_config`` reads; all of them must be present.
 CONFIG_KEYS = (
@@ -101,29 +83,64 @@ CONFIG_KEYS = (
     "mean", "std",
     "test_resized_crop", "test_resize", "test_crop",
 )
+#: Keys of ``augment.view2`` that ``view_configs`` needs with ``augment.asymmetric`` (it also reads
+#: ``randaugment_ops``, ``cutout_length`` and ``flip_prob`` when present).
+_VIEW2_KEYS = ("blur_prob", "solarize_prob")
+
+
+# ----------------------------------------------------------------------------------------------
+# Config checks: every bad value raises ConfigError naming its key (`name` is the key under augment.)
+# ----------------------------------------------------------------------------------------------
+
+def _number(value: Any, name: str, kind=float):
+    """``kind(value)``; a ConfigError naming the key when the value is not a number."""
+    try:
+        return kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"augment.{name} must be a number, got {value!r}; set it to one.") from None
 
 
 def _pair(value: Any, name: str) -> tuple[float, float]:
-    vals = tuple(float(v) for v in value)
+    try:
+        vals = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        vals = ()
     if len(vals) != 2:
-        raise ValueError(f"augment.{name} must have two values, got {value!r}")
+        raise ConfigError(f"augment.{name} must be two numbers (low, high), got {value!r}; "
+                          f"give it as --config.augment.{name}='(low, high)'.")
     if vals[0] > vals[1]:
-        raise ValueError(f"augment.{name} must be (low, high) with low <= high, got {value!r}")
+        raise ConfigError(f"augment.{name} must be (low, high) with low <= high, got {value!r}; "
+                          "swap the two values.")
     return vals  # type: ignore[return-value]
 
 
 def _prob(value: Any, name: str) -> float:
-    p = float(value)
+    p = _number(value, name)
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"augment.{name} must be a probability in [0, 1], got {value!r}")
+        raise ConfigError(f"augment.{name} must be a probability in [0, 1], got {value!r}; 0 turns it off.")
     return p
 
 
 def _nonneg(value: Any, name: str) -> float:
-    v = float(value)
+    v = _number(value, name)
     if v < 0:
-        raise ValueError(f"augment.{name} must be >= 0, got {value!r}")
+        raise ConfigError(f"augment.{name} must be >= 0, got {value!r}; 0 turns it off.")
     return v
+
+
+def _count(value: Any, name: str) -> int:
+    """A non-negative integer (0 = off); bools are refused."""
+    if isinstance(value, bool) or _number(value, name, int) != value or value < 0:
+        raise ConfigError(f"augment.{name} must be a non-negative integer (0 = off), got {value!r}.")
+    return int(value)
+
+
+def _per_channel(value: Any, name: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in np.atleast_1d(value))
+    except (TypeError, ValueError):
+        raise ConfigError(f"augment.{name} must be numbers, one per channel (or one for all), "
+                          f"got {value!r}.") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,54 +218,60 @@ class AugmentConfig:
     cutout_length: int = 0
 
     def __post_init__(self):
-        # Normalise types so that equal configs hash equally (lists -> tuples, ints -> floats).
+        # Normalise types so that equal configs hash equally (lists -> tuples, ints -> floats); a bad
+        # value raises ConfigError naming its key.
         s = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
         s("crop", bool(self.crop))
         s("affine", bool(self.affine))
         s("test_resized_crop", bool(self.test_resized_crop))
         for k in ("test_resize", "test_crop"):
-            v = int(getattr(self, k))
-            if v != getattr(self, k) or v <= 0:
-                raise ValueError(f"augment.{k} must be a positive integer, got {getattr(self, k)!r}")
+            value = getattr(self, k)
+            v = _number(value, k, int)
+            if v != value or v <= 0:
+                raise ConfigError(f"augment.{k} must be a positive integer (pixels), got {value!r}.")
             s(k, v)
         if self.test_crop > self.test_resize:
-            raise ValueError(f"augment.test_crop ({self.test_crop}) must be <= augment.test_resize "
-                             f"({self.test_resize})")
+            raise ConfigError(f"augment.test_crop ({self.test_crop}) must be <= augment.test_resize "
+                              f"({self.test_resize}); lower augment.test_crop or raise augment.test_resize.")
         for k in ("crop_scale", "crop_ratio", "affine_scale", "blur_sigma"):
             s(k, _pair(getattr(self, k), k))
         for k in ("flip_prob", "jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
             s(k, _prob(getattr(self, k), k))
         for k in ("affine_rotation", "affine_shift", "brightness", "contrast", "saturation", "hue"):
             s(k, _nonneg(getattr(self, k), k))
-        s("solarize_threshold", float(self.solarize_threshold))
+        s("solarize_threshold", _number(self.solarize_threshold, "solarize_threshold"))
         if self.hue > 0.5:
-            raise ValueError(f"augment.hue must be in [0, 0.5], got {self.hue}")
-        if self.crop_scale[0] <= 0 or self.crop_ratio[0] <= 0 or self.affine_scale[0] <= 0:
-            raise ValueError("augment.crop_scale, crop_ratio and affine_scale must be positive")
-        k = int(self.blur_kernel)
+            raise ConfigError(f"augment.hue must be in [0, 0.5] (a fraction of the hue circle), got {self.hue}; "
+                              "lower it.")
+        for k in ("crop_scale", "crop_ratio", "affine_scale"):
+            if getattr(self, k)[0] <= 0:
+                raise ConfigError(f"augment.{k} must be positive, got {getattr(self, k)}; raise its low value "
+                                  "above 0.")
+        k = _number(self.blur_kernel, "blur_kernel", int)
         if k != self.blur_kernel or k <= 0 or k % 2 == 0:
-            raise ValueError(f"augment.blur_kernel must be a positive odd integer, got {self.blur_kernel!r}")
+            raise ConfigError(f"augment.blur_kernel must be a positive odd integer (pixels), got "
+                              f"{self.blur_kernel!r}; e.g. 23 (official), or 3 for tiny images.")
         s("blur_kernel", k)
         for key in ("randaugment_ops", "cutout_length"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or int(value) != value or value < 0:
-                raise ValueError(f"augment.{key} must be a non-negative integer (0 = off), got {value!r}")
-            s(key, int(value))
+            s(key, _count(getattr(self, key), key))
         if self.blur_sigma[0] <= 0:
-            raise ValueError("augment.blur_sigma must be positive")
-        mean = tuple(float(v) for v in np.atleast_1d(self.mean))
-        std = tuple(float(v) for v in np.atleast_1d(self.std))
+            raise ConfigError(f"augment.blur_sigma must be positive, got {self.blur_sigma}; raise its low value "
+                              "above 0.")
+        mean = _per_channel(self.mean, "mean")
+        std = _per_channel(self.std, "std")
         if len(mean) != len(std) or not mean:
-            raise ValueError(f"augment.mean and augment.std must have the same length, got {mean}, {std}")
+            raise ConfigError(f"augment.mean and augment.std must have the same number of values (one per "
+                              f"channel, or one for all), got {mean}, {std}.")
         if min(std) <= 0:
-            raise ValueError("augment.std must be positive")
+            raise ConfigError(f"augment.std must be positive, got {std}.")
         s("mean", mean)
         s("std", std)
 
     @classmethod
     def from_config(cls, cfg: Any) -> "AugmentConfig":
         """Builds the config from an ``ml_collections.ConfigDict`` (or any mapping) holding all
-        :data:`CONFIG_KEYS`. Missing keys raise ``KeyError``; unknown keys are ignored."""
+        :data:`CONFIG_KEYS`. Missing keys raise ``KeyError`` (:func:`validate`: ``ConfigError``), a
+        bad value ``ConfigError``; unknown keys are ignored."""
         missing = [k for k in CONFIG_KEYS if k not in cfg]
         if missing:
             raise KeyError(f"augment config is missing keys: {missing}")
@@ -284,10 +307,56 @@ def view_configs(cfg: Any) -> tuple[AugmentConfig, AugmentConfig]:
         return first, first
     view2 = cfg["view2"]
     flip2 = view2.get("flip_prob", -1.0)
+    if flip2 != -1.0 and not 0.0 <= _number(flip2, "view2.flip_prob") <= 1.0:
+        raise ConfigError(f"augment.view2.flip_prob must be -1 (as augment.flip_prob) or a probability in "
+                          f"[0, 1], got {flip2!r}.")
     return first, dataclasses.replace(
-        first, blur_prob=view2["blur_prob"], solarize_prob=view2["solarize_prob"],
-        randaugment_ops=view2.get("randaugment_ops", 0), cutout_length=view2.get("cutout_length", 0),
+        first, blur_prob=_prob(view2["blur_prob"], "view2.blur_prob"),
+        solarize_prob=_prob(view2["solarize_prob"], "view2.solarize_prob"),
+        randaugment_ops=_count(view2.get("randaugment_ops", 0), "view2.randaugment_ops"),
+        cutout_length=_count(view2.get("cutout_length", 0), "view2.cutout_length"),
         flip_prob=first.flip_prob if flip2 == -1.0 else flip2)
+
+
+def _missing_keys(cfg: Any) -> list[str]:
+    """Keys of the ``augment`` section ``cfg`` that :func:`view_configs` needs and does not find."""
+    missing = [k for k in CONFIG_KEYS if k not in cfg]
+    if cfg.get("asymmetric", False):
+        view2 = cfg.get("view2")
+        if view2 is None or not hasattr(view2, "get"):
+            return missing + ["view2 (a section)"]
+        missing += [f"view2.{k}" for k in _VIEW2_KEYS if k not in view2]
+    return missing
+
+
+def validate(cfg: Any) -> None:
+    """Raises ConfigError, naming the key, for every ``augment`` value that :func:`view_configs` or
+    ``AugmentConfig.from_config`` would reject (missing keys included), and for an ``augment.mean``
+    / ``augment.std`` whose length cannot fit ``data.channels``. ``cfg`` is the whole config; reads
+    no data and compiles nothing, so it can run before the data set is loaded."""
+    aug = cfg.get("augment")
+    if aug is None:
+        raise ConfigError("the config has no augment section; start it from jaxclust.config.base_config().")
+    missing = _missing_keys(aug)
+    if missing:
+        raise ConfigError(f"augment config is missing {', '.join('augment.' + k for k in missing)}; add "
+                          "them (jaxclust.config.base_config() sets every one).")
+    if aug.test_resized_crop and not 0 < aug.test_crop <= aug.test_resize:
+        raise ConfigError(f"augment.test_crop ({aug.test_crop}) must lie between 1 and "
+                          f"augment.test_resize ({aug.test_resize}).")
+    view2 = aug.get("view2") or {}
+    for name in ("randaugment_ops", "cutout_length"):
+        value = view2.get(name, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"augment.view2.{name} must be 0 (off) or a positive integer, got {value!r}.")
+        if value and not aug.get("asymmetric", False):
+            raise ConfigError(f"augment.view2.{name} ({value}) only applies with augment.asymmetric=True; "
+                              f"set --config.augment.asymmetric=True or --config.augment.view2.{name}=0.")
+    first, _ = view_configs(aug)
+    channels = (cfg.get("data") or {}).get("channels", 0)
+    if channels in (1, 3) and len(first.mean) not in (1, channels):
+        raise ConfigError(f"augment.mean and augment.std have {len(first.mean)} values but data.channels="
+                          f"{channels}; give {channels} values (one per channel) or one for all.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -309,134 +378,9 @@ def normalize(x: jax.Array, mean: Sequence[float], std: Sequence[float]) -> jax.
     return (x - mean) / std
 
 
-def horizontal_flip(img: jax.Array) -> jax.Array:
-    return img[:, ::-1, :]
-
-
-def rgb_to_grayscale(img: jax.Array) -> jax.Array:
-    """Luma ``0.299 R + 0.587 G + 0.114 B`` as ``(H, W)``; for C == 1 the single channel."""
-    if img.shape[-1] == 1:
-        return img[..., 0]
-    r, g, b = img[..., 0], img[..., 1], img[..., 2]
-    return _GRAY_WEIGHTS[0] * r + _GRAY_WEIGHTS[1] * g + _GRAY_WEIGHTS[2] * b
-
-
-def to_grayscale(img: jax.Array) -> jax.Array:
-    """Grayscale keeping the channel count (torchvision RandomGrayscale); identity for C == 1."""
-    if img.shape[-1] == 1:
-        return img
-    return jnp.broadcast_to(rgb_to_grayscale(img)[..., None], img.shape)
-
-
-def _blend(img1, img2, ratio):
-    return jnp.clip(ratio * img1 + (1.0 - ratio) * img2, 0.0, 1.0)
-
-
 # ----------------------------------------------------------------------------------------------
-# Colour ops (torchvision.transforms.functional_tensor formulas)
+# Random parameters (torchvision `get_params`), from uniforms in [0, 1)
 # ----------------------------------------------------------------------------------------------
-
-def adjust_brightness(img: jax.Array, factor) -> jax.Array:
-    """``clip(factor * img)`` (multiplicative, torchvision)."""
-    return _blend(img, 0.0, factor)
-
-
-def adjust_contrast(img: jax.Array, factor) -> jax.Array:
-    """Blend with the mean of the grayscale image (of the image itself for C == 1)."""
-    mean = jnp.mean(rgb_to_grayscale(img))
-    return _blend(img, mean, factor)
-
-
-def adjust_saturation(img: jax.Array, factor) -> jax.Array:
-    """Blend with the grayscale image; identity for C == 1."""
-    if img.shape[-1] == 1:
-        return img
-    return _blend(img, rgb_to_grayscale(img)[..., None], factor)
-
-
-def rgb_to_hsv(img: jax.Array) -> jax.Array:
-    """torchvision's ``_rgb2hsv`` on an (..., 3) array; h, s, v in [0, 1]."""
-    r, g, b = img[..., 0], img[..., 1], img[..., 2]
-    maxc = jnp.maximum(jnp.maximum(r, g), b)
-    minc = jnp.minimum(jnp.minimum(r, g), b)
-    eqc = maxc == minc
-    cr = maxc - minc
-    ones = jnp.ones_like(maxc)
-    s = cr / jnp.where(eqc, ones, maxc)
-    cr_div = jnp.where(eqc, ones, cr)
-    rc = (maxc - r) / cr_div
-    gc = (maxc - g) / cr_div
-    bc = (maxc - b) / cr_div
-    is_r = maxc == r
-    is_g = (maxc == g) & ~is_r
-    h = jnp.where(is_r, bc - gc, jnp.where(is_g, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = jnp.mod(h / 6.0 + 1.0, 1.0)
-    return jnp.stack([h, s, maxc], axis=-1)
-
-
-def hsv_to_rgb(hsv: jax.Array) -> jax.Array:
-    """torchvision's ``_hsv2rgb`` on an (..., 3) array."""
-    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    i = jnp.floor(h * 6.0)
-    f = h * 6.0 - i
-    i = i.astype(jnp.int32) % 6
-    p = jnp.clip(v * (1.0 - s), 0.0, 1.0)
-    q = jnp.clip(v * (1.0 - s * f), 0.0, 1.0)
-    t = jnp.clip(v * (1.0 - s * (1.0 - f)), 0.0, 1.0)
-    r = jnp.select([i == 0, i == 1, i == 2, i == 3, i == 4], [v, q, p, p, t], v)
-    g = jnp.select([i == 0, i == 1, i == 2, i == 3, i == 4], [t, v, v, q, p], p)
-    b = jnp.select([i == 0, i == 1, i == 2, i == 3, i == 4], [p, p, t, v, v], q)
-    return jnp.stack([r, g, b], axis=-1)
-
-
-def adjust_hue(img: jax.Array, hue_factor) -> jax.Array:
-    """Rotate the hue by ``hue_factor`` (fraction of the circle, in [-0.5, 0.5]); identity for C == 1."""
-    if img.shape[-1] == 1:
-        return img
-    hsv = rgb_to_hsv(img)
-    h = jnp.mod(hsv[..., 0] + hue_factor, 1.0)
-    return hsv_to_rgb(jnp.stack([h, hsv[..., 1], hsv[..., 2]], axis=-1))
-
-
-def color_jitter(img: jax.Array, order, brightness, contrast, saturation, hue,
-                 enabled: tuple[bool, bool, bool, bool] = (True, True, True, True)) -> jax.Array:
-    """ColorJitter with explicit parameters.
-
-    Args:
-      order: int array (4,), a permutation of 0..3 (0 brightness, 1 contrast, 2 saturation, 3 hue);
-        op ``order[k]`` is applied in slot ``k``.
-      brightness, contrast, saturation: multiplicative factors; hue: hue shift.
-      enabled: static flags; a disabled op is the identity (torchvision skips ops with strength 0).
-
-    The four slots run in a ``fori_loop`` whose body computes the selected op: the three blends
-    share one code path (blend with 0 / the grayscale mean / the grayscale image) and hue is
-    selected by ``where``. This keeps one copy of each op in the program (an unrolled
-    ``lax.switch`` per slot becomes 4 x 4 ops under ``vmap`` and triples the compile time).
-    """
-    single = img.shape[-1] == 1
-    order = jnp.asarray(order, jnp.int32)
-    one = jnp.float32(1.0)
-    factors = jnp.stack([
-        jnp.asarray(brightness, jnp.float32) if enabled[0] else one,
-        jnp.asarray(contrast, jnp.float32) if enabled[1] else one,
-        jnp.asarray(saturation, jnp.float32) if enabled[2] else one,
-    ])
-    do_hue = enabled[3] and not single
-
-    def body(slot, x):
-        op = order[slot]
-        gray = rgb_to_grayscale(x)[..., None]
-        target = jnp.where(op == 0, 0.0, jnp.where(op == 1, jnp.mean(gray), gray))
-        blended = _blend(x, target, factors[jnp.minimum(op, 2)])
-        # hue is handled below; saturation of a 1-channel image is the identity (blend(x, x, f)
-        # would only add rounding); disabled ops have factor 1, an exact identity.
-        out = jnp.where((op == 3) | ((op == 2) & single), x, blended)
-        if do_hue:
-            out = jnp.where(op == 3, adjust_hue(x, hue), out)
-        return out
-
-    return lax.fori_loop(0, 4, body, img)
-
 
 def _scale_u(u, lo, hi):
     """Maps uniforms in [0, 1) to [lo, hi)."""
@@ -456,120 +400,6 @@ def sample_jitter_params(key, cfg: AugmentConfig):
     """Samples (order (4,) int32 permutation, factors (4,) float32 = brightness, contrast,
     saturation, hue) as torchvision ``ColorJitter.get_params``."""
     return _jitter_from_uniforms(jax.random.uniform(key, (8,)), cfg)
-
-
-def solarize(img: jax.Array, threshold) -> jax.Array:
-    """Invert pixels ``>= threshold`` (torchvision / PIL ImageOps.solarize)."""
-    return jnp.where(img >= threshold, 1.0 - img, img)
-
-
-# ----------------------------------------------------------------------------------------------
-# Gaussian blur
-# ----------------------------------------------------------------------------------------------
-
-def gaussian_kernel1d(sigma, kernel_size: int) -> jax.Array:
-    """torchvision's ``_get_gaussian_kernel1d``: exp(-x^2 / 2 sigma^2) on integer offsets, normalised."""
-    half = (kernel_size - 1) * 0.5
-    x = jnp.linspace(-half, half, kernel_size, dtype=jnp.float32)
-    pdf = jnp.exp(-0.5 * jnp.square(x / sigma))
-    return pdf / jnp.sum(pdf)
-
-
-def _reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
-    """Reflect indices into [0, n) without repeating the edge (numpy 'reflect' / scipy 'mirror')."""
-    if n == 1:
-        return np.zeros_like(idx)
-    period = 2 * (n - 1)
-    m = np.mod(idx, period)
-    return np.where(m < n, m, period - m)
-
-
-def _blur_matrix(n: int, kernel: jax.Array) -> jax.Array:
-    """(n, n) matrix of a 1-D correlation with ``kernel`` and reflect padding:
-    ``out[i] = sum_k kernel[k] * x[reflect(i + k - r)]``. The 0/1 tap pattern is a static constant,
-    only the weights are traced (sigma is random per image)."""
-    k = kernel.shape[0]
-    idx = _reflect_index(np.arange(n)[:, None] + np.arange(k)[None, :] - k // 2, n)  # (n, k)
-    taps = np.zeros((n, k, n), np.float32)
-    taps[np.arange(n)[:, None], np.arange(k)[None, :], idx] = 1.0
-    return jnp.einsum("k,ikj->ij", kernel, jnp.asarray(taps), precision=lax.Precision.HIGHEST)
-
-
-def gaussian_blur(img: jax.Array, sigma, kernel_size: int) -> jax.Array:
-    """Separable Gaussian blur with torchvision's kernel and reflect padding (same sigma on both
-    axes), applied as two small matrix products (cheaper than a gather/conv for per-image sigma)."""
-    kernel = gaussian_kernel1d(sigma, kernel_size)
-    return _apply_resample(img, _blur_matrix(img.shape[0], kernel), _blur_matrix(img.shape[1], kernel))
-
-
-# ----------------------------------------------------------------------------------------------
-# Resampling: resize / resized crop (PIL / torch antialias semantics) and affine
-# ----------------------------------------------------------------------------------------------
-
-def _triangle(x):
-    return jnp.maximum(0.0, 1.0 - jnp.abs(x))
-
-
-def _cubic(x, a=-0.5):  # PIL's bicubic kernel
-    x = jnp.abs(x)
-    w1 = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
-    w2 = (((x - 5.0) * x + 8.0) * x - 4.0) * a
-    return jnp.where(x < 1.0, w1, jnp.where(x < 2.0, w2, 0.0))
-
-
-_KERNELS = {"bilinear": (_triangle, 1.0), "bicubic": (_cubic, 2.0)}
-
-
-def _resample_matrix(in_size: int, out_size: int, start, length, method: str, antialias: bool):
-    """(out_size, in_size) weights resampling the window [start, start + length) to out_size pixels.
-
-    PIL's ImagingResample / torch's antialiased interpolate: output pixel i has its centre at
-    ``start + (i + 0.5) * scale`` (scale = length / out_size); the kernel is stretched by
-    ``max(scale, 1)`` when downsampling (antialias); input pixels outside the window get weight 0
-    and the weights are renormalised (edge behaviour of a crop followed by a resize).
-    """
-    kernel, support = _KERNELS[method]
-    start = jnp.asarray(start, jnp.float32)
-    length = jnp.asarray(length, jnp.float32)
-    scale = length / out_size
-    stretch = jnp.maximum(scale, 1.0) if antialias else jnp.float32(1.0)
-    centres = start + (jnp.arange(out_size, dtype=jnp.float32) + 0.5) * scale
-    pix = jnp.arange(in_size, dtype=jnp.float32)
-    w = kernel((pix[None, :] + 0.5 - centres[:, None]) / stretch)
-    w = jnp.where((pix[None, :] >= start) & (pix[None, :] < start + length)
-                  & (jnp.abs(pix[None, :] + 0.5 - centres[:, None]) < support * stretch), w, 0.0)
-    return w / jnp.sum(w, axis=1, keepdims=True)
-
-
-def _apply_resample(img, wy, wx):
-    return jnp.einsum("oh,hwc,pw->opc", wy, img, wx, precision=lax.Precision.HIGHEST)
-
-
-def resize(img: jax.Array, out_h: int, out_w: int, method: str = "bilinear",
-           antialias: bool = True) -> jax.Array:
-    """Resize ``(H, W, C)`` to ``(out_h, out_w, C)`` like PIL ``Image.resize`` (float images).
-
-    ``method`` is "bilinear" (torchvision ``Resize`` default) or "bicubic" (PIL ``Image.resize``
-    default, a = -0.5); bicubic output is clipped to [0, 1] as PIL does for 8-bit images.
-    """
-    h, w = img.shape[0], img.shape[1]
-    if (h, w) == (out_h, out_w):
-        return img
-    wy = _resample_matrix(h, out_h, 0.0, float(h), method, antialias)
-    wx = _resample_matrix(w, out_w, 0.0, float(w), method, antialias)
-    out = _apply_resample(img, wy, wx)
-    return jnp.clip(out, 0.0, 1.0) if method == "bicubic" else out
-
-
-def resized_crop(img: jax.Array, top, left, height, width, out_size: int,
-                 method: str = "bilinear") -> jax.Array:
-    """``F.resized_crop``: crop rows [top, top+height) and columns [left, left+width) and resize to
-    ``(out_size, out_size)`` with antialiased bilinear filtering. The crop box may be traced."""
-    h, w = img.shape[0], img.shape[1]
-    wy = _resample_matrix(h, out_size, top, height, method, True)
-    wx = _resample_matrix(w, out_size, left, width, method, True)
-    out = _apply_resample(img, wy, wx)
-    return jnp.clip(out, 0.0, 1.0) if method == "bicubic" else out
 
 
 def _crop_from_uniforms(u, height: int, width: int, scale, ratio):
@@ -608,44 +438,6 @@ def sample_crop_params(key, height: int, width: int, scale=(0.08, 1.0), ratio=(3
     Returns int32 scalars ``(top, left, crop_height, crop_width)``.
     """
     return _crop_from_uniforms(jax.random.uniform(key, (22,)), height, width, scale, ratio)
-
-
-def _bilinear_sample_zero(img: jax.Array, qy: jax.Array, qx: jax.Array) -> jax.Array:
-    """Bilinear sampling at pixel-index coordinates (qy, qx), zero outside the image."""
-    h, w = img.shape[0], img.shape[1]
-    y0 = jnp.floor(qy)
-    x0 = jnp.floor(qx)
-    fy = (qy - y0)[..., None]
-    fx = (qx - x0)[..., None]
-    y0 = y0.astype(jnp.int32)
-    x0 = x0.astype(jnp.int32)
-
-    def tap(yi, xi):
-        valid = ((yi >= 0) & (yi < h) & (xi >= 0) & (xi < w))[..., None]
-        v = img[jnp.clip(yi, 0, h - 1), jnp.clip(xi, 0, w - 1)]
-        return jnp.where(valid, v, 0.0)
-
-    return ((1 - fy) * (1 - fx) * tap(y0, x0) + (1 - fy) * fx * tap(y0, x0 + 1)
-            + fy * (1 - fx) * tap(y0 + 1, x0) + fy * fx * tap(y0 + 1, x0 + 1))
-
-
-def affine_transform(img: jax.Array, angle, shift, scale) -> jax.Array:
-    """Rotate by ``angle`` degrees (counter-clockwise as displayed), scale by ``scale`` about the
-    image centre ((H-1)/2, (W-1)/2), then translate by ``shift = (dx, dy)`` pixels (dx to the
-    right, dy down). Bilinear sampling, zeros outside the input."""
-    h, w = img.shape[0], img.shape[1]
-    cy, cx = (h - 1) * 0.5, (w - 1) * 0.5
-    theta = jnp.deg2rad(jnp.asarray(angle, jnp.float32))
-    cos, sin = jnp.cos(theta), jnp.sin(theta)
-    shift = jnp.asarray(shift, jnp.float32)
-    py, px = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
-                          indexing="ij")
-    dx = px - cx - shift[0]
-    dy = py - cy - shift[1]
-    # Inverse map output -> input: q = c + R(-angle) (p - c - t) / scale  (y axis pointing down).
-    qx = cx + (cos * dx - sin * dy) / scale
-    qy = cy + (sin * dx + cos * dy) / scale
-    return _bilinear_sample_zero(img, qy, qx)
 
 
 def _affine_from_uniforms(u, cfg: AugmentConfig):
@@ -739,7 +531,8 @@ def augment_image(key, image: jax.Array, cfg: AugmentConfig, out_size: int) -> j
 
 def _check_norm(cfg: AugmentConfig, channels: int):
     if len(cfg.mean) not in (1, channels):
-        raise ValueError(f"augment.mean/std have {len(cfg.mean)} values for {channels}-channel images")
+        raise ConfigError(f"augment.mean and augment.std have {len(cfg.mean)} values for {channels}-channel "
+                          f"images; give {channels} values (one per channel) or one for all.")
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "out_size"))
@@ -753,24 +546,6 @@ def augment_batch(keys, images, cfg: AugmentConfig, out_size: int) -> jax.Array:
     _check_norm(cfg, images.shape[-1])
     x = jax.vmap(lambda k, im: augment_image(k, im, cfg, out_size))(keys, images)
     return normalize(x, cfg.mean, cfg.std)
-
-
-def resize_center_crop(img: jax.Array, resize_to: int, crop: int) -> jax.Array:
-    """torchvision ``CenterCrop(crop)(Resize(resize_to)(img))`` of one float image: the shorter side
-    resized to ``resize_to`` (the longer to ``int(resize_to * long / short)``), bilinear with PIL's
-    antialiasing, then the centred ``crop x crop`` window (offsets ``round((size - crop) / 2)``).
-    Computed as one resampling whose output rows/columns are the crop window of the resized image."""
-    h, w = img.shape[0], img.shape[1]
-    if h <= w:
-        new_h, new_w = resize_to, int(resize_to * w / h)
-    else:
-        new_h, new_w = int(resize_to * h / w), resize_to
-    if crop > new_h or crop > new_w:
-        raise ValueError(f"centre crop {crop} is larger than the resized image {new_h}x{new_w}")
-    top, left = int(round((new_h - crop) / 2.0)), int(round((new_w - crop) / 2.0))
-    wy = _resample_matrix(h, new_h, 0.0, float(h), "bilinear", True)[top:top + crop]
-    wx = _resample_matrix(w, new_w, 0.0, float(w), "bilinear", True)[left:left + crop]
-    return _apply_resample(img, wy, wx)
 
 
 def eval_image(image: jax.Array, out_size: int, method: str = "bicubic",

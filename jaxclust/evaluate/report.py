@@ -3,7 +3,7 @@
     report = evaluate(workdir)                         # last checkpoint, config from WORKDIR/config.json
     report = evaluate(workdir, cfg, torch_checkpoint="checkpoint.tar")   # the authors' PyTorch model
 
-Steps: rebuild the run's pieces (`jaxclust.train._Run`: data bank, method, compiled embedding);
+Steps: rebuild the run's pieces (`jaxclust.train.Run`: data, method, compiled embedding);
 restore the checkpoint (or import a PyTorch one, `jaxclust.convert`); embed the whole data set with
 the network the method clusters with (eval mode, no augmentation); cluster it with spherical k-means
 and `kmeans_restarts` restarts (or the method's own E-step); score; draw; write
@@ -21,36 +21,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxclust import kmeans, metrics, parallel, train
+from jaxclust import kmeans, methods, metrics, parallel, train
 from jaxclust.config import ConfigError
 from jaxclust.data.augment import augment_batch, eval_batch
 from jaxclust.evaluate import analysis, linear
 
 REPORT_DIR = "report"
 log = train.log
-
-# Published numbers (fractions) to read the report against: (method, data.name, model.backbone), or
-# with data.image_size as a fourth element where the paper reports several sizes.
-PAPER_RESULTS = {
-    ("propos", "imagenet10", "resnet34", 224): {"nmi": 0.908, "acc": 0.962, "ari": 0.918, "source": "ProPos Table 10 (224 px)"},
-    ("propos", "imagenet_dogs", "resnet34", 224): {"nmi": 0.737, "acc": 0.775, "ari": 0.675, "source": "ProPos Table 10 (224 px)"},
-    ("propos", "cifar10", "resnet34"): {"nmi": 0.886, "acc": 0.943, "ari": 0.884, "source": "ProPos Table 2"},
-    ("propos", "cifar20", "resnet34"): {"nmi": 0.606, "acc": 0.614, "ari": 0.451, "source": "ProPos Table 2"},
-    ("propos", "stl10", "resnet34"): {"nmi": 0.758, "acc": 0.867, "ari": 0.737, "source": "ProPos Table 2"},
-    ("propos", "imagenet10", "resnet34"): {"nmi": 0.896, "acc": 0.956, "ari": 0.906, "source": "ProPos Table 2 (96 px)"},
-    ("propos", "imagenet_dogs", "resnet34"): {"nmi": 0.692, "acc": 0.745, "ari": 0.627, "source": "ProPos Table 2 (96 px)"},
-    ("propos", "cifar10", "resnet18"): {"nmi": 0.851, "acc": 0.916, "ari": 0.835, "source": "ProPos Table 6 (mean of runs)"},
-    ("propos", "cifar20", "resnet18"): {"nmi": 0.582, "acc": 0.578, "ari": 0.423, "source": "ProPos Table 6 (mean of runs)"},
-    ("propos", "tinyimagenet", "resnet18"): {"nmi": 0.405, "acc": 0.256, "ari": 0.143, "source": "ProPos Table 3"},
-    ("propos", "imagenet2012", "resnet50"): {"ami": 0.525, "linear_top1": 0.722, "source": "ProPos Tables 4 and 5"},
-    ("byol", "cifar10", "resnet34"): {"nmi": 0.817, "acc": 0.894, "ari": 0.790, "source": "ProPos Table 2"},
-    ("byol", "cifar20", "resnet34"): {"nmi": 0.559, "acc": 0.569, "ari": 0.393, "source": "ProPos Table 2"},
-    ("byol", "cifar10", "resnet18"): {"nmi": 0.794, "acc": 0.878, "ari": 0.766, "source": "ProPos Table 6 (mean of runs)"},
-    ("byol", "cifar20", "resnet18"): {"nmi": 0.555, "acc": 0.539, "ari": 0.376, "source": "ProPos Table 6 (mean of runs)"},
-    ("pcl", "cifar10", "resnet18"): {"nmi": 0.776, "acc": 0.855, "ari": 0.734, "source": "ProPos Table 6 (mean of runs)"},
-    ("pcl", "cifar20", "resnet18"): {"nmi": 0.500, "acc": 0.486, "ari": 0.327, "source": "ProPos Table 6 (mean of runs)"},
-}
-
 
 def default_config() -> ml_collections.ConfigDict:
     """What the report computes; every key is a flag of launch/evaluate.py (--report.key=VALUE)."""
@@ -98,9 +75,9 @@ def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
         return out
 
     # keys added to jaxclust after the run started take their defaults
-    from jaxclust.config import base_config
-
-    return ml_collections.ConfigDict(merge(base_config().to_dict(), tuples(json.loads(path.read_text()))))
+    saved = tuples(json.loads(path.read_text()))
+    defaults = methods.default_config(saved["method"]["name"]).to_dict()
+    return ml_collections.ConfigDict(merge(defaults, saved))
 
 
 def _validate(rcfg, has_labels: bool) -> None:
@@ -122,22 +99,9 @@ def _validate(rcfg, has_labels: bool) -> None:
 # Networks and features
 
 
-def _backbone_variables(state, network: str):
-    """{"params", "batch_stats"} of the backbone of the target (EMA) or online network."""
-    if network == "target" and isinstance(state.target_params, dict) and "backbone" in state.target_params:
-        return {"params": state.target_params["backbone"], "batch_stats": state.target_batch_stats["backbone"]}
-    params, stats = state.params, state.batch_stats
-    if isinstance(params, dict) and "net" in params:
-        params, stats = params["net"], stats["net"]
-    if not isinstance(params, dict) or "backbone" not in params:
-        raise ValueError("this method's state has no 'backbone' subtree; use report.features=embed.")
-    if network == "target":
-        log("note: this method has no target network; using the online backbone")
-    return {"params": params["backbone"], "batch_stats": stats.get("backbone", {})}
-
-
 def _backbone_embed(run, network: str, normalize: bool, augment: bool = False):
-    """A jitted (state, images, indices[, key]) -> pooled backbone features (eval-mode BatchNorm)."""
+    """A jitted (state, images) -> pooled backbone features (eval-mode BatchNorm); with `augment`,
+    (state, bank images, indices, key) of the randomly cropped and flipped images."""
     from jaxclust.models import build_backbone
 
     backbone = build_backbone(run.cfg.model)
@@ -145,7 +109,7 @@ def _backbone_embed(run, network: str, normalize: bool, augment: bool = False):
     crop_flip = dataclasses.replace(aug, jitter_prob=0.0, grayscale_prob=0.0, blur_prob=0.0, solarize_prob=0.0)
 
     def features(state, x):
-        h = backbone.apply(_backbone_variables(state, network), x, train=False)
+        h = backbone.apply(run.method.backbone(state, network), x, train=False)
         return h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12) if normalize else h
 
     if augment:  # official lincls: random (resized) crop + flip of the training images
@@ -157,8 +121,8 @@ def _backbone_embed(run, network: str, normalize: bool, augment: bool = False):
         return embed_augmented
 
     @jax.jit
-    def embed(state, images, indices):
-        return features(state, eval_batch(images[indices], aug, size))
+    def embed(state, images):
+        return features(state, eval_batch(images, aug, size))
 
     return embed
 
@@ -203,8 +167,7 @@ def _placeholder_state(run):
     on a CPU than the whole import. Parts the import does not fill (optimiser state, ...) stay zero
     and the report does not use them.
     """
-    images = jax.ShapeDtypeStruct((2,) + run.bank.images.shape[1:], run.bank.images.dtype)
-    shapes = jax.eval_shape(lambda x: run.method.init(run.init_key, eval_batch(x, run.aug, run.size)), images)
+    shapes = jax.eval_shape(run.method.init, run.init_key, run.sample_images())
     if any(jax.dtypes.issubdtype(s.dtype, jax.dtypes.prng_key) for s in jax.tree.leaves(shapes)):
         return run.init_state()
     return jax.tree.map(lambda s: jax.device_put(np.zeros(s.shape, s.dtype), run.replicated), shapes)
@@ -248,7 +211,7 @@ def _linear_split(labels: np.ndarray, lcfg) -> tuple[np.ndarray, np.ndarray]:
 
 def _run_linear(run, state, features, rcfg) -> dict:
     lcfg = rcfg.linear
-    y = run.bank.labels
+    y = run.dataset.labels
     train_idx, test_idx = _linear_split(y, lcfg)
     log(f"linear evaluation: {len(train_idx)} training / {len(test_idx)} test images, {lcfg.features} features "
         f"of the {lcfg.network} network, {lcfg.epochs} epochs")
@@ -265,7 +228,7 @@ def _run_linear(run, state, features, rcfg) -> dict:
         embed = _backbone_embed(run, lcfg.network, normalize=False, augment=True)
         ids = jnp.asarray(train_idx)
         root = jax.random.key(lcfg.seed)
-        train_x = lambda epoch: embed(state, run.images, ids, jax.random.fold_in(root, epoch))  # noqa: E731
+        train_x = lambda epoch: embed(state, run.feeder.images, ids, jax.random.fold_in(root, epoch))  # noqa: E731
     num_classes = int(y.max()) + 1
     return linear.train_linear(train_x, y[train_idx], x[test_idx], y[test_idx], num_classes, lcfg, log=log)
 
@@ -273,7 +236,7 @@ def _run_linear(run, state, features, rcfg) -> dict:
 def _figures(out: Path, run, rcfg, feats, labels, k, records, report) -> list[str]:
     from jaxclust.evaluate import figures
 
-    bank, y = run.bank, run.bank.labels
+    bank, y = run.dataset, run.dataset.labels
     n = bank.num_examples
     class_names = list(bank.class_names) if bank.class_names else (
         [str(c) for c in range(int(y.max()) + 1)] if y is not None else [])
@@ -304,8 +267,8 @@ def _figures(out: Path, run, rcfg, feats, labels, k, records, report) -> list[st
     if records:
         markers = {}
         warmup = run.cfg.optim.get("warmup_epochs", 0)
-        if warmup and run.cfg.method.name == "propos":
-            markers[f"end of warm-up (PSL on), epoch {warmup}"] = warmup
+        if warmup:
+            markers[f"end of the learning-rate warm-up, epoch {warmup}"] = warmup
         if "checkpoint_epoch" in report["source"]:
             markers[f"evaluated checkpoint, epoch {report['source']['checkpoint_epoch']}"] = report["source"]["checkpoint_epoch"]
         dim = int(feats.shape[1]) if rcfg.features == "embed" else None
@@ -371,8 +334,8 @@ def evaluate(workdir, cfg=None, rcfg=None, checkpoint: int | None = None, torch_
     if cfg.data.streaming:
         raise ConfigError("the report reads the whole data set into memory, which data.streaming=True does not; "
                           "give --config.data.streaming=False with a data.load_size whose images fit in memory.")
-    run = train._Run(cfg, workdir)
-    bank, y = run.bank, run.bank.labels
+    run = train.Run(cfg, workdir)
+    bank, y = run.dataset, run.dataset.labels
     _validate(rcfg, y is not None)
     out = Path(output) if output else workdir / REPORT_DIR
     k = rcfg.num_clusters or cfg.cluster.num_clusters
@@ -426,8 +389,8 @@ def evaluate(workdir, cfg=None, rcfg=None, checkpoint: int | None = None, torch_
         report["clusters"] = analysis.cluster_composition(y, labels, k, names)
         report["class_names"] = names
     report["clustering"] = clustering
-    key = (cfg.method.name, bank.name, cfg.model.backbone)
-    paper = PAPER_RESULTS.get(key + (cfg.data.image_size,), PAPER_RESULTS.get(key))
+    published, key = methods.get(cfg.method.name).PUBLISHED, (bank.name, cfg.model.backbone)
+    paper = published.get(key + (cfg.data.image_size,), published.get(key))
     if paper:
         report["paper"] = paper
     if rcfg.linear_eval:

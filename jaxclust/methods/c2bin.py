@@ -29,11 +29,13 @@ import optax
 
 from jaxclust import losses, optim
 from jaxclust.config import ConfigError, choose
-from jaxclust.methods.common import Method, kmeans_cluster
+from jaxclust.methods.common import Method, apply_train, kmeans_method, kmeans_state
 from jaxclust.models import build_backbone
-from jaxclust.models.heads import MLPHead
+from jaxclust.models.heads import MLPHead, NoNorm
 from jaxclust.models.resnet import BatchNorm, torch_default_bias_init, torch_default_kernel_init
-from jaxclust.state import TrainState, ema_update
+from jaxclust.state import ema_update, initial_state
+
+PUBLISHED = {}  # C2BIN's tables use other backbones and protocols; none is keyed here yet
 
 
 def method_config() -> ml_collections.ConfigDict:
@@ -81,15 +83,6 @@ def validate(cfg) -> None:
         raise ConfigError(f"method.ema_momentum must lie in [0, 1], got {m.ema_momentum!r}.")
 
 
-class _NoNorm(nn.Module):
-    """Stands in for BatchNorm where `method.mlp_bn` is off."""
-
-    @nn.compact
-    def __call__(self, x, train: bool):
-        del train
-        return x
-
-
 class EncoderProjector(nn.Module):
     """F then G: returns (r, z), the pooled encoder feature and the projection."""
 
@@ -98,7 +91,7 @@ class EncoderProjector(nn.Module):
 
     def setup(self):
         self.backbone = build_backbone(self.model_cfg)
-        norm = BatchNorm if self.mlp_bn else _NoNorm
+        norm = BatchNorm if self.mlp_bn else NoNorm
         self.projector = MLPHead(self.model_cfg.projector_hidden, self.model_cfg.projector_dim, norm=norm)
 
     def __call__(self, x, train: bool = True):
@@ -125,7 +118,7 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
     m = cfg.method
     sizes = tuple(m.cluster_heads)
     net = EncoderProjector(cfg.model, m.mlp_bn)
-    predictor = MLPHead(cfg.model.predictor_hidden, cfg.model.projector_dim, norm=BatchNorm if m.mlp_bn else _NoNorm)
+    predictor = MLPHead(cfg.model.predictor_hidden, cfg.model.projector_dim, norm=BatchNorm if m.mlp_bn else NoNorm)
     heads = ClusterHeads(sizes)
     tx, lr_fn = optim.make_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs, cfg.train.batch_size)
     total_steps = steps_per_epoch * cfg.train.epochs
@@ -139,19 +132,10 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         head_vars = heads.init(k_heads, r)
         params = {"net": net_vars["params"], "predictor": pred_vars["params"], "heads": head_vars["params"]}
         batch_stats = {"net": net_vars["batch_stats"], "predictor": pred_vars.get("batch_stats", {})}
-        return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=params,
-            batch_stats=batch_stats,
-            target_params=jax.tree.map(jnp.array, net_vars["params"]),  # follower := runner (Siamese)
-            target_batch_stats=jax.tree.map(jnp.array, net_vars["batch_stats"]),
-            opt_state=tx.init(params),
-            extra={},
-        )
-
-    def apply_train(module, params, stats, x):
-        out, updates = module.apply({"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
-        return out, updates.get("batch_stats", {})
+        # labels=kmeans: the E-step's labels and centres of r, in the state from the start (checkpoints
+        # are restored into the initial state's structure)
+        extra = {} if eval_head is not None else kmeans_state(num_examples, cfg.cluster.num_clusters, r.shape[-1])
+        return initial_state(tx, params, batch_stats, target="net", extra=extra)  # follower := runner (Siamese)
 
     def entropy(q1, q2):
         if m.entropy_views == "first":
@@ -220,7 +204,7 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         return jax.nn.softmax(heads.apply({"params": state.params["heads"]}, r)[eval_head], axis=1)
 
     if eval_head is None:
-        return Method("c2bin", init, train_step, embed, kmeans_cluster(cfg))
+        return kmeans_method(cfg, "c2bin", init, train_step, embed)
 
     def cluster(state, assignments, key):
         del key

@@ -1,9 +1,31 @@
-"""What every method file builds: the `Method` record, and the k-means E-step most of them use."""
+"""The contract between a method and the rest of jaxclust, and the pieces several methods share.
+
+A method is one module of this package (see `jaxclust/methods/__init__.py` for the module's side of
+the contract); `build` returns the `Method` record below, and the training loop, the tools and the
+report use nothing else of it.
+"""
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
 
 from jaxclust import kmeans
+
+
+def backbone_variables(state, network: str = "target") -> dict:
+    """{"params", "batch_stats"} of the backbone of the target (EMA) or online network, for a state
+    whose networks keep the backbone under "backbone" (inside "net" where there are several networks):
+    the features a report or a linear probe reads before the method's heads. ValueError otherwise."""
+    if network == "target" and isinstance(state.target_params, dict) and "backbone" in state.target_params:
+        return {"params": state.target_params["backbone"], "batch_stats": state.target_batch_stats["backbone"]}
+    params, stats = state.params, state.batch_stats
+    if isinstance(params, dict) and "net" in params:
+        params, stats = params["net"], stats["net"] if "net" in stats else stats
+    if not isinstance(params, dict) or "backbone" not in params:
+        raise ValueError("this method's state has no 'backbone' subtree; use report.features=embed.")
+    return {"params": params["backbone"], "batch_stats": stats.get("backbone", {})}
 
 
 class Method(NamedTuple):
@@ -12,9 +34,16 @@ class Method(NamedTuple):
     init(key, sample_images) -> TrainState
     train_step(state, view1, view2, indices, key) -> (state, metrics dict of scalars incl. "loss", "lr")
     embed(state, images) -> (B, D) features of un-augmented images, the ones `cluster` groups
-    cluster(state, features, key) -> (state, labels (N,), info dict): the E-step over the whole
-      data set; it stores what the method needs (pseudo-labels, centroids) in `state.extra`, and
-      `labels` are the cluster assignments scored against the ground truth.
+    cluster(state, features, key) -> (state, labels (N,), info dict): the E-step over the whole data
+      set; it stores in the state what the method trains on, and `labels` are the cluster
+      assignments scored against the ground truth.
+    pseudo_labels(state) -> (N,) int labels the next epochs train with (cluster-balanced resampling
+      draws by them, `train.resample`); None: the method keeps none.
+    centroids(state) -> (K, D) centres in `embed`'s space; a held-out image belongs to the nearest
+      (`eval.split`); None: the method has none.
+    backbone(state, network) -> {"params", "batch_stats"} of the backbone of the "target" or "online"
+      network (the target falls back to the online one where there is none): what a report's
+      backbone features and a linear probe read.
     """
 
     name: str
@@ -22,6 +51,46 @@ class Method(NamedTuple):
     train_step: Callable
     embed: Callable
     cluster: Callable
+    pseudo_labels: Callable | None = None
+    centroids: Callable | None = None
+    backbone: Callable = backbone_variables
+
+
+class Pair(NamedTuple):
+    """What a composed loss term sees of one forward pair (one view through the online network, the
+    other through the target) of a train step: see `LossTerm`."""
+
+    state: Any  # the TrainState before the step
+    online: jax.Array  # raw (un-normalised) online projector output / MoCo query, (rows, D)
+    prediction: jax.Array | None  # predictor output after the PSA noise (BYOL family), else None
+    target: jax.Array  # the l2-normalised target features the pair aligns to (rows, D)
+    rows: jax.Array  # data-set index of each row
+    key: jax.Array  # this pair's random key
+    epoch: jax.Array  # 0-based epoch of the step
+
+
+class LossTerm(NamedTuple):
+    """An extra term a method adds to the loss of the method it builds on (PCL's ProtoNCE on MoCo or
+    BYOL, HaDis' HSD on ProPos).
+
+    loss(pair: Pair) -> (loss, metrics dict): the term of one forward pair, weighted; the base method
+      reduces it over the pairs as it reduces its own loss (ProPos: mean, MoCo: sum) and adds it.
+    state() -> dict merged into `state.extra` at init (what the term reads), or None.
+    """
+
+    loss: Callable
+    state: Callable | None = None
+
+
+def extra_state(terms) -> dict:
+    """The `state.extra` entries the loss terms keep."""
+    return {k: v for term in terms if term.state is not None for k, v in term.state().items()}
+
+
+def apply_train(module, params, stats, x):
+    """A flax module in train mode: (output, its updated BatchNorm statistics; {} when it has none)."""
+    out, updates = module.apply({"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
+    return out, updates.get("batch_stats", {})
 
 
 SPREAD_MAX_BYTES = 1 << 30  # restarts_over_devices=auto: largest whole copy of the features per device
@@ -56,3 +125,17 @@ def kmeans_cluster(cfg) -> Callable:
         return state.replace(extra=extra), result.labels, {"kmeans_inertia": float(result.inertia)}
 
     return cluster
+
+
+def kmeans_method(cfg, name: str, init, train_step, embed, cluster=None) -> Method:
+    """A method whose E-step is spherical k-means on `embed`'s features (by default `kmeans_cluster`),
+    keeping its labels and centres in `state.extra` ("pseudo_labels", "centroids")."""
+    return Method(name, init, train_step, embed, cluster or kmeans_cluster(cfg),
+                  pseudo_labels=lambda state: state.extra["pseudo_labels"],
+                  centroids=lambda state: state.extra["centroids"])
+
+
+def kmeans_state(num_examples: int, num_clusters: int, dim: int) -> dict:
+    """The `state.extra` entries of `kmeans_method`, before the first E-step."""
+    return {"pseudo_labels": jnp.zeros((num_examples,), jnp.int32),
+            "centroids": jnp.zeros((num_clusters, dim), jnp.float32)}

@@ -19,14 +19,16 @@ from __future__ import annotations
 import ml_collections
 
 from jaxclust import losses
-from jaxclust.config import ConfigError, base_config, choose
+from jaxclust.config import ConfigError, choose
 from jaxclust.methods import propos
-from jaxclust.methods.common import Method
+from jaxclust.methods.common import LossTerm, Method
+
+PUBLISHED = {}  # HaDis reports its own tables; none is keyed here yet
 
 
 def method_config() -> ml_collections.ConfigDict:
     """The `method` section of a HaDis config: ProPos' keys with the official HaDis CIFAR-10 values, plus HSD's."""
-    m = ml_collections.ConfigDict(base_config().method.to_dict())  # ProPos' keys (propos.build reads them)
+    m = propos.method_config()  # ProPos' keys (propos.build reads them)
     m.name = "hadis"
     m.psl_weight = 0.1  # lambda, official config/cifar10_r18_propos.yml (CIFAR-20, ImageNet-10: 0.05)
     m.temperature = 0.5  # tau_p of the PCL, official `temperature`
@@ -59,9 +61,9 @@ def validate(cfg) -> None:
 def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
     m = cfg.method
 
-    def hsd(prediction, target, epoch):
-        del epoch  # official: HSD is on from the first iteration, warm-up included
-        loss = losses.hardness_aware_self_distillation_loss(target, prediction, m.hsd_temperature, m.hsd_partition)
+    def hsd(pair):  # official: on from the first iteration, warm-up included
+        loss = losses.hardness_aware_self_distillation_loss(pair.target, pair.prediction, m.hsd_temperature,
+                                                            m.hsd_partition)
         return m.hsd_weight * loss, {"hsd_loss": loss}
 
-    return propos.build(cfg, num_examples, steps_per_epoch, name="hadis", pair_loss=hsd)
+    return propos.build(cfg, num_examples, steps_per_epoch, name="hadis", terms=(LossTerm(hsd),))

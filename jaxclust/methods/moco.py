@@ -39,11 +39,13 @@ import optax
 
 from jaxclust import losses, optim
 from jaxclust.config import ConfigError, choose
-from jaxclust.methods.common import Method, kmeans_cluster
+from jaxclust.methods.common import Method, Pair, apply_train, extra_state, kmeans_method, kmeans_state
 from jaxclust.models import backbone_out_dim, build_backbone
-from jaxclust.models.heads import MLPHead
+from jaxclust.models.heads import MLPHead, NoNorm
 from jaxclust.models.resnet import BatchNorm, torch_default_bias_init, torch_default_kernel_init
-from jaxclust.state import TrainState, ema_update
+from jaxclust.state import ema_update, initial_state
+
+PUBLISHED = {}  # ProPos' MoCo rows are in its Table 2 for ResNet-34 only; none is keyed here yet
 
 HEADS = ("mlp", "linear", "mlp_bn")
 
@@ -74,15 +76,6 @@ def method_config(preset: str = "propos") -> ml_collections.ConfigDict:
     return m
 
 
-class _NoNorm(nn.Module):
-    """Stands in for the BatchNorm of MLPHead: MoCo v2's head has none."""
-
-    @nn.compact
-    def __call__(self, x, train: bool):
-        del train
-        return x
-
-
 class Encoder(nn.Module):
     """Backbone, then the head; its output is the (un-normalised) feature the losses normalise.
 
@@ -102,7 +95,7 @@ class Encoder(nn.Module):
             self.projector = nn.Dense(dim, kernel_init=torch_default_kernel_init,
                                       bias_init=torch_default_bias_init(fan_in))
         else:
-            self.projector = MLPHead(hidden, dim, norm=BatchNorm if self.head == "mlp_bn" else _NoNorm)
+            self.projector = MLPHead(hidden, dim, norm=BatchNorm if self.head == "mlp_bn" else NoNorm)
 
     def __call__(self, x, train: bool = True):
         h = self.backbone(x, train=train)
@@ -162,16 +155,10 @@ def enqueue(queue: jax.Array, ptr: jax.Array, keys: jax.Array) -> tuple[jax.Arra
     return queue, (ptr + keys.shape[0]) % queue.shape[0]
 
 
-def build(
-    cfg, num_examples: int, steps_per_epoch: int, *, name: str = "moco", extra_loss=None, extra_state=None
-) -> Method:
-    """MoCo v2. Hooks for methods built on it (PCL):
-
-    extra_state() -> dict: merged into `state.extra` at init.
-    extra_loss(state, query, rows, key, epoch) -> (loss, metrics): an extra term for each direction,
-      given the raw query features (B, D) and the data set index of each row; summed over the
-      directions like the InfoNCE terms and added to the loss.
-    """
+def build(cfg, num_examples: int, steps_per_epoch: int, *, name: str = "moco", terms=()) -> Method:
+    """MoCo v2. PCL builds on it: `terms` (`common.LossTerm`) are added to the loss of each direction
+    and summed over the directions like the InfoNCE terms; a term's `Pair.online` is the raw query
+    (B, D), `Pair.target` the keys of the direction, `Pair.prediction` None."""
     mcfg = cfg.method
     net = Encoder(cfg.model, mcfg.head)
     tx, lr_fn = optim.make_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs, cfg.train.batch_size)
@@ -184,27 +171,15 @@ def build(
         params = {"net": net_vars["params"]}
         batch_stats = {"net": net_vars.get("batch_stats", {})}
         queue = losses.l2_normalize(jax.random.normal(k_queue, (mcfg.queue_size, dim), jnp.float32))
-        return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=params,
-            batch_stats=batch_stats,
-            # official: the key encoder starts as a copy of the query encoder
-            target_params=jax.tree.map(jnp.array, params["net"]),
-            target_batch_stats=jax.tree.map(jnp.array, batch_stats["net"]),
-            opt_state=tx.init(params),
-            extra={
-                "queue": queue,
-                "queue_ptr": jnp.zeros((), jnp.int32),
-                # the E-step's labels and centres (scored; MoCo's loss does not use them)
-                "pseudo_labels": jnp.zeros((num_examples,), jnp.int32),
-                "centroids": jnp.zeros((cfg.cluster.num_clusters, dim), jnp.float32),
-                **(extra_state() if extra_state is not None else {}),
-            },
-        )
-
-    def apply_net(params, stats, x):
-        z, updates = net.apply({"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
-        return z, updates.get("batch_stats", {})
+        extra = {
+            "queue": queue,
+            "queue_ptr": jnp.zeros((), jnp.int32),
+            # the E-step's labels and centres (scored; MoCo's loss does not use them)
+            **kmeans_state(num_examples, cfg.cluster.num_clusters, dim),
+            **extra_state(terms),
+        }
+        # official: the key encoder starts as a copy of the query encoder
+        return initial_state(tx, params, batch_stats, target="net", extra=extra)
 
     def train_step(state, view1, view2, indices, key):
         n = state.step + 1  # 1-based iteration count of the official schedules
@@ -217,24 +192,25 @@ def build(
         directions = ((view1, view2), (view2, view1)) if mcfg.symmetric else ((view1, view2),)
         target_stats, keys = state.target_batch_stats, []
         for _, x_key in directions:
-            k, target_stats = apply_net(target_params, target_stats, x_key)
+            k, target_stats = apply_train(net, target_params, target_stats, x_key)
             keys.append(jax.lax.stop_gradient(losses.l2_normalize(k)))
         queue = state.extra["queue"]
 
         def loss_fn(params):
             stats, instance, extra = state.batch_stats["net"], [], []
             for i, ((x_query, _), k) in enumerate(zip(directions, keys)):
-                q, stats = apply_net(params["net"], stats, x_query)
+                q, stats = apply_train(net, params["net"], stats, x_query)
                 instance.append(losses.info_nce_loss(losses.l2_normalize(q), k, queue, mcfg.temperature))
-                if extra_loss is not None:
-                    extra.append(extra_loss(state, q, indices, jax.random.fold_in(key, 1000 + i), epoch))
+                pair = Pair(state, q, None, k, indices, jax.random.fold_in(key, 1000 + i), epoch)
+                extra += [term.loss(pair) for term in terms]
             # ProPos moco_wrapper / pcl_wrapper: the two directions are summed, not averaged
             info_nce = jnp.sum(jnp.stack(instance))
-            loss, terms = info_nce, {"info_nce_loss": info_nce}
-            if extra:
-                loss = loss + jnp.sum(jnp.stack([e for e, _ in extra]))
-                terms.update(jax.tree.map(lambda *v: jnp.sum(jnp.stack(v)), *[m for _, m in extra]))
-            return loss, ({"net": stats}, {"loss": loss, **terms})
+            loss, terms_out = info_nce, {"info_nce_loss": info_nce}
+            for t in range(len(terms)):  # each term summed over the directions, like InfoNCE
+                own = extra[t::len(terms)]
+                loss = loss + jnp.sum(jnp.stack([e for e, _ in own]))
+                terms_out.update(jax.tree.map(lambda *v: jnp.sum(jnp.stack(v)), *[m for _, m in own]))
+            return loss, ({"net": stats}, {"loss": loss, **terms_out})
 
         (_, (batch_stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -258,4 +234,4 @@ def build(
         z = net.apply({"params": state.target_params, "batch_stats": state.target_batch_stats}, images, train=False)
         return losses.l2_normalize(z)
 
-    return Method(name, init, train_step, embed, kmeans_cluster(cfg))
+    return kmeans_method(cfg, name, init, train_step, embed)

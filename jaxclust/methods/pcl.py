@@ -66,7 +66,12 @@ import ml_collections
 from jaxclust import kmeans, losses
 from jaxclust.config import ConfigError, choose
 from jaxclust.methods import byol, moco
-from jaxclust.methods.common import Method, kmeans_options
+from jaxclust.methods.common import LossTerm, Method, kmeans_options
+
+PUBLISHED = {  # ProPos' PCL rows (fractions); keys as in propos.PUBLISHED
+    ("cifar10", "resnet18"): {"nmi": 0.776, "acc": 0.855, "ari": 0.734, "source": "ProPos Table 6 (mean of runs)"},
+    ("cifar20", "resnet18"): {"nmi": 0.500, "acc": 0.486, "ari": 0.327, "source": "ProPos Table 6 (mean of runs)"},
+}
 
 PRESETS = ("official", "propos", "propos_byol")
 NEGATIVE_MODES = ("without_replacement", "with_replacement", "all")
@@ -214,11 +219,12 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
             for m, k in enumerate(granularities)
         }}
 
-    def prototype_term(state, query, rows, key, epoch):
+    def prototype_term(pair):
         """lambda * ProtoNCE prototype term, averaged over the granularities; 0 during the warm-up."""
+        state, rows, key = pair.state, pair.rows, pair.key
 
         def loss():
-            q = losses.l2_normalize(query)
+            q = losses.l2_normalize(pair.online)
             per_level = []
             for m, k in enumerate(granularities):
                 level = state.extra["pcl"][level_name(m)]
@@ -231,13 +237,12 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
                 ))
             return jnp.mean(jnp.stack(per_level))  # official: (1/M) sum over the granularities
 
-        proto = jax.lax.cond(epoch >= warmup, loss, lambda: jnp.zeros((), query.dtype))
+        proto = jax.lax.cond(pair.epoch >= warmup, loss, lambda: jnp.zeros((), pair.online.dtype))
         return mcfg.proto_weight * proto, {"proto_loss": proto}
 
     framework = moco if mcfg.framework == "moco" else byol
-    base = framework.build(
-        cfg, num_examples, steps_per_epoch, name="pcl", extra_loss=prototype_term, extra_state=extra_state
-    )
+    base = framework.build(cfg, num_examples, steps_per_epoch, name="pcl",
+                           terms=(LossTerm(prototype_term, extra_state),))
 
     @jax.jit
     def level_state(features, labels, centers):

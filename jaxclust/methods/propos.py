@@ -18,14 +18,59 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 from jaxclust import losses, optim
 from jaxclust.config import ConfigError, choose
 from jaxclust.models import build_backbone, make_norm
 from jaxclust.models.heads import MLPHead
-from jaxclust.methods.common import Method, kmeans_cluster
-from jaxclust.state import TrainState, ema_update
+from jaxclust.methods.common import Method, Pair, apply_train, extra_state, kmeans_method, kmeans_state
+from jaxclust.state import ema_update, initial_state
+
+# Published numbers (fractions) to read a report against, by (data.name, model.backbone), or with
+# data.image_size as a third element where the paper reports several sizes.
+PUBLISHED = {
+    ("imagenet10", "resnet34", 224): {"nmi": 0.908, "acc": 0.962, "ari": 0.918, "source": "ProPos Table 10 (224 px)"},
+    ("imagenet_dogs", "resnet34", 224): {"nmi": 0.737, "acc": 0.775, "ari": 0.675, "source": "ProPos Table 10 (224 px)"},
+    ("cifar10", "resnet34"): {"nmi": 0.886, "acc": 0.943, "ari": 0.884, "source": "ProPos Table 2"},
+    ("cifar20", "resnet34"): {"nmi": 0.606, "acc": 0.614, "ari": 0.451, "source": "ProPos Table 2"},
+    ("stl10", "resnet34"): {"nmi": 0.758, "acc": 0.867, "ari": 0.737, "source": "ProPos Table 2"},
+    ("imagenet10", "resnet34"): {"nmi": 0.896, "acc": 0.956, "ari": 0.906, "source": "ProPos Table 2 (96 px)"},
+    ("imagenet_dogs", "resnet34"): {"nmi": 0.692, "acc": 0.745, "ari": 0.627, "source": "ProPos Table 2 (96 px)"},
+    ("cifar10", "resnet18"): {"nmi": 0.851, "acc": 0.916, "ari": 0.835, "source": "ProPos Table 6 (mean of runs)"},
+    ("cifar20", "resnet18"): {"nmi": 0.582, "acc": 0.578, "ari": 0.423, "source": "ProPos Table 6 (mean of runs)"},
+    ("tinyimagenet", "resnet18"): {"nmi": 0.405, "acc": 0.256, "ari": 0.143, "source": "ProPos Table 3"},
+    ("imagenet2012", "resnet50"): {"ami": 0.525, "linear_top1": 0.722, "source": "ProPos Tables 4 and 5"},
+}
+
+
+def method_config() -> ml_collections.ConfigDict:
+    """The `method` section of a ProPos config: the official CIFAR-10 ResNet-18 run
+    (`config/cifar10_r18_propos.yml` of Hzzone/ProPos) unless a comment says otherwise."""
+    m = ml_collections.ConfigDict()
+    m.name = "propos"
+    m.psl_weight = 0.1  # lambda_psl, official cluster_loss_weight
+    m.temperature = 0.5  # tau of PSL
+    m.sigma = 0.001  # PSA noise std, official latent_std
+    m.psl_terms = "both"  # both | alignment | uniformity (ablation, ProPos Eq. 5, Table 6)
+    m.forward = "v1"  # v1: two symmetric passes | v2: views concatenated (official forward_v2)
+    m.ema_momentum = 0.996  # official momentum_base
+    m.ema_increase = False  # cosine increase to 1 (official momentum_increase)
+    # Emulate the official PSL of a W-GPU run on one global batch: per-GPU absent-cluster masks and a
+    # PSL gradient scaled by 1/W (its gather layer + DDP averaging). 1 = the paper's global-batch PSL.
+    m.psl_processes = 1
+    # Memory queue of target features for PSL (ProPos Sec. 5.9, Fig. 8; official queue_size, v1 only):
+    # prototypes from batch + queue, queued labels re-read from the current pseudo-labels. 0 = off.
+    m.psl_queue_size = 0
+    # forward_v2's rows on bn_groups > 1: "views" keeps each view's rows together (BN groups as v1's);
+    # "processes" lays them out as the official multi-GPU run gathers them (per-GPU BN over both views,
+    # PSL halves scored with misaligned labels: propos_official.md §5.1)
+    m.v2_layout = "views"
+    m.shuffle_bn = True  # official shuffling_bn: target batch shuffled across BN groups (bn_groups > 1)
+    # PSL's negatives mu_k.mu_j of the online prototypes (official code) | target: mu_k.mu'_j (HaDis Eq. 9)
+    m.psl_negatives = "online"
+    return m
 
 
 class EncoderProjector(nn.Module):
@@ -44,6 +89,7 @@ class EncoderProjector(nn.Module):
 
 def validate(cfg) -> None:
     choose(cfg, "method.psl_terms", ("both", "alignment", "uniformity"))
+    choose(cfg, "method.psl_negatives", ("online", "target"))
     choose(cfg, "method.forward", ("v1", "v2"))
     queue = cfg.method.get("psl_queue_size", 0)
     if queue and (cfg.method.forward != "v1" or queue % (2 * cfg.train.batch_size)
@@ -66,21 +112,11 @@ def validate(cfg) -> None:
         )
 
 
-def build(
-    cfg, num_examples: int, steps_per_epoch: int, *, name: str = "propos", extra_loss=None, extra_state=None,
-    pair_loss=None,
-) -> Method:
-    """The ProPos method; `byol.py`, PCL's "BYOL + PCL" and `hadis.py` build on it through the keyword hooks.
-
-    extra_state() -> dict: merged into `state.extra` at init.
-    extra_loss(state, online, rows, key, epoch) -> (loss, metrics): an extra term for each forward
-      pair, given the raw online projector output (rows, D) and the data set index of each row;
-      averaged over the pairs like the alignment loss and added to the loss.
-    pair_loss(prediction, target, epoch) -> (loss, metrics): an extra term for each forward pair, given
-      the predictor output (after the PSA noise) and the target features it is aligned to (HaDis'
-      HSD); averaged over the pairs and added to the loss.
-    Optional `method.psl_negatives` ("online", the default, or "target") is handed to the PSL.
-    """
+def build(cfg, num_examples: int, steps_per_epoch: int, *, name: str = "propos", terms=()) -> Method:
+    """The ProPos method. `byol.py`, PCL's "BYOL + PCL" and `hadis.py` build on it: `terms`
+    (`common.LossTerm`) are added to the loss of each forward pair, averaged over the pairs like the
+    alignment loss; a term's `Pair.online` is the raw online projector output, `Pair.prediction` the
+    predictor output (after the PSA noise) and `Pair.target` the target features it is aligned to."""
     mcfg = cfg.method
     net = EncoderProjector(cfg.model)
     # official: predictor Linear weights N(0, 0.01), biases 0
@@ -98,31 +134,13 @@ def build(
         pred_vars = predictor.init(k_pred, z, train=False)
         params = {"net": net_vars["params"], "predictor": pred_vars["params"]}
         batch_stats = {"net": net_vars["batch_stats"], "predictor": pred_vars["batch_stats"]}
-        return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=params,
-            batch_stats=batch_stats,
-            # official: the target starts as a deep copy of the online encoder + projector
-            target_params=jax.tree.map(jnp.array, net_vars["params"]),
-            target_batch_stats=jax.tree.map(jnp.array, net_vars["batch_stats"]),
-            opt_state=tx.init(params),
-            extra={
-                "pseudo_labels": jnp.zeros((num_examples,), jnp.int32),
-                "centroids": jnp.zeros((num_clusters, cfg.model.projector_dim), jnp.float32),
-                **(extra_state() if extra_state is not None else {}),
-                **(psl_queue_state(jax.random.fold_in(key, 1)) if queue_size else {}),
-            },
-        )
-
-    def apply_net(params, stats, x):
-        z, updates = net.apply({"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
-        return z, updates["batch_stats"]
-
-    def apply_predictor(params, stats, z):
-        p, updates = predictor.apply(
-            {"params": params, "batch_stats": stats}, z, train=True, mutable=["batch_stats"]
-        )
-        return p, updates["batch_stats"]
+        extra = {
+            **kmeans_state(num_examples, num_clusters, cfg.model.projector_dim),
+            **extra_state(terms),
+            **(psl_queue_state(jax.random.fold_in(key, 1)) if queue_size else {}),
+        }
+        # official: the target starts as a deep copy of the online encoder + projector
+        return initial_state(tx, params, batch_stats, target="net", extra=extra)
 
     # official shuffling_bn: the target sees a shuffled batch, so that its per-GPU BatchNorm groups
     # mix examples; only ghost BN (model.bn_groups > 1) makes the order matter.
@@ -133,7 +151,7 @@ def build(
         stats, outs = state.target_batch_stats, []
         for i, x in enumerate(views):
             order = target_shuffle(key, i, x.shape[0]) if shuffle else None
-            z, stats = apply_net(target_params, stats, x if order is None else x[order])
+            z, stats = apply_train(net, target_params, stats, x if order is None else x[order])
             z = z if order is None else z[jnp.argsort(order)]
             outs.append(losses.l2_normalize(z))
         return [jax.lax.stop_gradient(k) for k in outs], stats
@@ -183,16 +201,14 @@ def build(
 
         def loss_fn(params):
             stats = state.batch_stats
-            align, psl, extra, pair_extra = [], [], [], []
+            align, psl, extra = [], [], []
             for i, (x, k) in enumerate(pairs):
-                q, net_stats = apply_net(params["net"], stats["net"], x)
-                noise = psa_noise(key, i, q.shape, q.dtype)
-                p, pred_stats = apply_predictor(params["predictor"], stats["predictor"], q + sigma * noise)
+                q, net_stats = apply_train(net, params["net"], stats["net"], x)
+                p, pred_stats = apply_train(predictor, params["predictor"], stats["predictor"],
+                                            positive_sampling(q, sigma, key, i))
                 stats = {"net": net_stats, "predictor": pred_stats}
-                if extra_loss is not None:
-                    extra.append(extra_loss(state, q, rows, jax.random.fold_in(key, 1000 + i), epoch))
-                if pair_loss is not None:
-                    pair_extra.append(pair_loss(p, k, epoch))
+                pair = Pair(state, q, p, k, rows, jax.random.fold_in(key, 1000 + i), epoch)
+                extra += [term.loss(pair) for term in terms]
                 align.append(losses.byol_alignment_loss(p, k, mcfg.forward))
                 # paper Sec. 5.4.1: the alignment-only PSL is computed after the predictor
                 online = p if mcfg.psl_terms == "alignment" else q
@@ -204,19 +220,17 @@ def build(
                         psl.append(_psl(o, kk, y, owner))
             align_loss, psl_loss = jnp.mean(jnp.stack(align)), jnp.mean(jnp.stack(psl))
             loss = align_loss + psl_weight * psl_loss
-            terms = {"align_loss": align_loss, "psl_loss": psl_loss}
-            if extra:
-                loss = loss + jnp.mean(jnp.stack([e for e, _ in extra]))
-                terms.update(jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *[m for _, m in extra]))
-            if pair_extra:
-                loss = loss + jnp.mean(jnp.stack([e for e, _ in pair_extra]))
-                terms.update(jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *[m for _, m in pair_extra]))
-            return loss, (stats, {"loss": loss, **terms})
+            terms_out = {"align_loss": align_loss, "psl_loss": psl_loss}
+            for t in range(len(terms)):  # each term averaged over the pairs, like the alignment loss
+                own = extra[t::len(terms)]
+                loss = loss + jnp.mean(jnp.stack([e for e, _ in own]))
+                terms_out.update(jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *[m for _, m in own]))
+            return loss, (stats, {"loss": loss, **terms_out})
 
         def _psl(online, target, y, owner=None):
             return losses.per_process_psl(
                 online, target, y, num_clusters, mcfg.temperature, processes=psl_processes, owner=owner,
-                terms=mcfg.psl_terms, negatives=mcfg.get("psl_negatives", "online"), **queue_args,
+                terms=mcfg.psl_terms, negatives=mcfg.psl_negatives, **queue_args,
             )
 
         queue_args = {}
@@ -253,7 +267,13 @@ def build(
         z = net.apply({"params": state.target_params, "batch_stats": state.target_batch_stats}, images, train=False)
         return losses.l2_normalize(z)
 
-    return Method(name, init, train_step, embed, kmeans_cluster(cfg))
+    return kmeans_method(cfg, name, init, train_step, embed)
+
+
+def positive_sampling(q: jax.Array, sigma, key, pair: int) -> jax.Array:
+    """PSA (ProPos Eq. 9): the online representation moved by Gaussian noise of std `sigma`, so that
+    the predictor aligns a neighbourhood of q, not q alone, with the target."""
+    return q + sigma * psa_noise(key, pair, q.shape, q.dtype)
 
 
 def psa_noise(key, pair: int, shape, dtype=jnp.float32) -> jax.Array:

@@ -12,27 +12,27 @@ with K_h = (h + 1) K trainable centres. No target network, no queue. Per step, f
 
 averaged over the two views and the H heads; one optimiser step on both. As the official code
 (`idstcv/SeCu`): the assignment uses the cosine, not log p (seed_secu.md §12.1); the centres are stored
-unnormalised and normalised in every forward pass; the first epoch is the initialisation epoch (encoder
-learning rate 0, centres trained); the encoder then warms up linearly and decays with a cosine to 0,
-the centres keep a constant learning rate; weight decay on every parameter, centres included. Each view
-is its own BatchNorm batch. `method.center_update=closed_form` is SeCu-CF (§3.3, Table 3; not in the
-official code): the centres skip the optimiser and are set after each step to the hardness-aware mean
-of Eq. 4 over the epoch so far, w_j = Pi(sum (1 - p_ij) x_i), from sums kept in `state.extra`.
+unnormalised and normalised in every forward pass; weight decay on every parameter, centres included;
+each view is its own BatchNorm batch. The official learning rates are generic `optim` options (set by
+the SeCu configs): the initialisation epoch is `optim.frozen_epochs=1` (encoder lr 0, centres
+trained), then `optim.schedule='warmup_cosine_to_end'` (linear warm-up, cosine to 0) at the unscaled
+`optim.lr` (`optim.lr_batch_scaling='none'`); the centres keep the constant `method.centers_lr`
+(`optim.make_optimizer`'s constant_lr). `method.center_update=closed_form` is SeCu-CF (§3.3, Table 3;
+not in the official code): the centres skip the optimiser and are set after each step to the
+hardness-aware mean of Eq. 4 over the epoch so far, w_j = Pi(sum (1 - p_ij) x_i), from sums kept in
+`state.extra`.
 
 Per-instance labels, duals / counts and the epoch-start centres live in `state.extra`; epoch-boundary
 work (freezing the centres, resetting the size-constraint counters) is done by the step whose
 `state.step` opens an epoch. The E-step (`cluster`) runs no k-means: its labels are the head-K
 prediction argmax_j x.w_j of un-augmented images (SeCu §4, SCAN's protocol), or the stored labels.
 
-The optional self-labeling stage (SeCu §4.2) is `method.self_label.*`: a run that loads a finished
-SeCu run's checkpoint and fine-tunes its head-K classifier; see `self_label_config`. `method.init_from`
-warm-starts SeCu itself from another SeCu run (STL-10's stage 2, App. C.1): encoder and the centres of
-the heads this run keeps come from that run's newest checkpoint, everything else starts fresh.
+`method.init_from` warm-starts SeCu from another SeCu run (STL-10's stage 2, App. C.1): encoder and the
+centres of the heads this run keeps come from that run's newest checkpoint (`read_run`), everything
+else starts fresh. The self-labeling stage (SeCu §4.2) is its own method, `secu_self_label.py`.
 """
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
@@ -42,18 +42,32 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxclust import losses
+from jaxclust import checkpoint, losses, optim
 from jaxclust.config import ConfigError, choose
-from jaxclust.methods.common import Method
+from jaxclust.methods.common import Method, apply_train
 from jaxclust.models import build_backbone
 from jaxclust.models.heads import MLPHead
-from jaxclust.state import TrainState
+from jaxclust.state import initial_state
 
 UNASSIGNED = -1  # stored label of an instance no step has assigned yet
 
+# SeCu Table 5 (seed_secu.md §9), SeCu-Size, mean of runs: the paper scores the test split, the loop the
+# training images it clusters; STL-10 is after stage 2 (secu_stl10_stage2.py).
+PUBLISHED = {
+    ("cifar10", "resnet18"): {"nmi": 0.793, "acc": 0.881, "ari": 0.775, "source": "SeCu Table 5 (SeCu-Size, mean)"},
+    ("cifar20", "resnet18"): {"nmi": 0.507, "acc": 0.500, "ari": 0.350, "source": "SeCu Table 5 (SeCu-Size, mean)"},
+    ("stl10", "resnet18"): {"nmi": 0.694, "acc": 0.802, "ari": 0.639,
+                            "source": "SeCu Table 5 (SeCu-Size, mean, after stage 2)"},
+}
+
 
 def method_config() -> ml_collections.ConfigDict:
-    """The `method` section of a SeCu config: defaults are the official CIFAR-10 run (run_cifar10.sh)."""
+    """The `method` section of a SeCu config: defaults are the official CIFAR-10 run (run_cifar10.sh).
+
+    The official optimiser is set in the `optim` section (configs/secu_cifar10.py): optim.schedule =
+    'warmup_cosine_to_end', optim.frozen_epochs = 1 (the initialisation epoch, paper §4),
+    optim.lr_batch_scaling = 'none', optim.predictor_lr_mult = 1 (SeCu has no predictor).
+    """
     m = ml_collections.ConfigDict()
     m.name = "secu"
     m.constraint = "size"  # size: SeCu-Size (Eq. 8-9) | entropy: SeCu-Entropy (Eq. 10-11)
@@ -64,8 +78,7 @@ def method_config() -> ml_collections.ConfigDict:
     m.size_gamma = 0.9  # gamma: cluster size lower bound gamma N / K (Table 9), official --secu-lratio
     m.dual_lr = 0.1  # eta_rho of the dual ascent, official --secu-dual-lr
     m.entropy_alpha = 6000.0  # alpha of Eq. 10; paper: 6 N / 50 (CIFAR 6000, Table 4)
-    m.centers_lr = 1.2  # constant centre learning rate, official --secu-clr (CIFAR-10)
-    m.init_epoch = True  # first epoch: encoder lr 0, assignments and centres initialised (paper §4)
+    m.centers_lr = 1.2  # constant centre learning rate (no schedule, frozen epochs or scaling), official --secu-clr
     # Ambiguities (seed_secu.md §12) and ablations that change results:
     m.assign_score = "cosine"  # cosine: x.w as official & §4 | log_prob: log p of Eq. 9/11 (retune eta, alpha)
     m.center_loss = "secu"  # secu: positives-only centre gradient (Eq. 3) | ce: plain CE (Table 2 ablation)
@@ -87,27 +100,7 @@ def method_config() -> ml_collections.ConfigDict:
     # its other heads are dropped. Optimiser state, labels, duals / counts and the step start fresh. The
     # model.* settings must match that run's (checked before anything is compiled).
     m.init_from = ""
-    m.self_label = self_label_config()
     return m
-
-
-def self_label_config() -> ml_collections.ConfigDict:
-    """`method.self_label`: the optional second stage (SeCu §4.2, App. C.1; SCAN's self-labeling).
-
-    Not in the official code; the paper gives: SGD, momentum 0.9, threshold 0.9, 10 epochs of warm-up
-    on the fixed SeCu assignments, 100 epochs (small data sets), batch 1024 (seed_secu.md §7.4, §12.16).
-    The stage trains cross-entropy of view 2's prediction against view 1's confident argmax. The views
-    are those of `augment`: for SCAN's weak/strong pair set view 1 to the plain image and view 2 to
-    SCAN's strong transform, RandAugment + Cutout with `augment.asymmetric`,
-    `augment.view2.randaugment_ops` (SCAN: 4) and `augment.view2.cutout_length` (CIFAR: 16, STL-10:
-    32), as configs/secu_cifar10_self_label.py does (jaxclust.data.randaugment).
-    """
-    s = ml_collections.ConfigDict()
-    s.enabled = False
-    s.init_workdir = ""  # workdir of the finished SeCu run whose last checkpoint is fine-tuned
-    s.threshold = 0.9  # confidence for a pseudo-label (paper; SCAN itself uses 0.99)
-    s.warmup_epochs = 10  # epochs trained on all instances with the fixed SeCu labels (paper)
-    return s
 
 
 def validate(cfg) -> None:
@@ -138,25 +131,18 @@ def validate(cfg) -> None:
         raise ConfigError(f"method.size_gamma must lie in (0, 1], got {m.size_gamma!r}.")
     if m.dual_lr < 0 or m.entropy_alpha < 0 or m.centers_lr < 0:
         raise ConfigError("method.dual_lr, method.entropy_alpha and method.centers_lr must be non-negative.")
-    if cfg.optim.name != "sgd":
-        raise ConfigError(f"SeCu trains with SGD (official main.py); set optim.name=sgd, got {cfg.optim.name!r}.")
+    require_no_predictor(cfg)
     if not isinstance(m.init_from, str):
         raise ConfigError(f"method.init_from must be a workdir path ('' = off), got {m.init_from!r}.")
     if m.init_from:
-        if m.self_label.enabled:
-            raise ConfigError("method.init_from warm-starts SeCu training, the self-labeling stage reads "
-                              "method.self_label.init_workdir instead; set --config.method.init_from=''.")
-        checkpoint_directory(m.init_from, "method.init_from")  # fails here, before the data is loaded
-    if m.self_label.enabled:  # init_workdir is checked when the stage loads it
-        if not 0.0 <= m.self_label.threshold < 1.0:
-            raise ConfigError(f"method.self_label.threshold must lie in [0, 1), got {m.self_label.threshold!r}.")
-        if not 0 <= m.self_label.warmup_epochs <= cfg.train.epochs:
-            raise ConfigError("method.self_label.warmup_epochs must lie between 0 and train.epochs.")
-    elif cfg.train.epochs <= int(m.init_epoch) + cfg.optim.warmup_epochs:
-        raise ConfigError(
-            f"train.epochs ({cfg.train.epochs}) must exceed the initialisation epoch plus optim.warmup_epochs "
-            f"({int(m.init_epoch)} + {cfg.optim.warmup_epochs}); official CIFAR-10 uses 401 = 1 + 400."
-        )
+        checkpoint.checkpoint_directory(m.init_from, "method.init_from")  # fails here, before the data is loaded
+
+
+def require_no_predictor(cfg) -> None:
+    """ConfigError unless optim.predictor_lr_mult is 1: SeCu's networks have no predictor to scale."""
+    if cfg.optim.predictor_lr_mult != 1.0:
+        raise ConfigError(f"optim.predictor_lr_mult ({cfg.optim.predictor_lr_mult}) scales the lr of a predictor, "
+                          f"which {cfg.method.name} has not; set --config.optim.predictor_lr_mult=1.")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -238,45 +224,7 @@ def closed_form_centers(centers: jax.Array, sums: jax.Array, weights: jax.Array,
 
 
 # ------------------------------------------------------------------------------------------------
-# Schedule and optimiser
-
-
-def learning_rate(step, base_lr: float, warmup_epochs: int, epochs: int, steps_per_epoch: int, init_epoch: bool):
-    """Encoder learning rate at the 0-based step c (official main.py `adjust_learning_rate`).
-
-    With I steps per epoch and o = I if the initialisation epoch is on (else 0): 0 for c < o; linear
-    warm-up base * max(1, c - o) / (W I) for c < o + W I; then base * (1 + cos(pi (c - o - W I) /
-    (E I - o - W I))) / 2, which ends at 0.
-    """
-    c = jnp.asarray(step, jnp.float32)
-    i = float(steps_per_epoch)
-    o = i if init_epoch else 0.0
-    warm = float(warmup_epochs) * i
-    total = float(epochs) * i
-    lr_warm = base_lr * jnp.maximum(1.0, c - o) / max(warm, 1.0)
-    lr_cos = base_lr * 0.5 * (1.0 + jnp.cos(math.pi * (c - o - warm) / max(total - o - warm, 1.0)))
-    return jnp.where(c < o, 0.0, jnp.where(c < o + warm, lr_warm, lr_cos))
-
-
-def make_optimizer(cfg, steps_per_epoch: int, encoder_lr, train_centers: bool = True):
-    """Two SGD groups as official SeCu: encoder under `encoder_lr(step)`, centres at the constant
-    method.centers_lr; torch semantics (coupled weight decay on every parameter, momentum buffer).
-    `train_centers=False` (SeCu-CF) leaves the centres to the caller: their update is zero."""
-    o = cfg.optim
-
-    def sgd(lr):
-        return optax.chain(optax.add_decayed_weights(o.weight_decay), optax.trace(o.momentum, nesterov=o.nesterov),
-                           optax.scale_by_schedule(lambda n: -lr(n)))
-
-    def labels(params):
-        return {name: jax.tree.map(lambda _: name, sub) for name, sub in params.items()}
-
-    centers = sgd(lambda n: cfg.method.centers_lr) if train_centers else optax.set_to_zero()
-    return optax.multi_transform({"net": sgd(encoder_lr), "centers": centers}, labels)
-
-
-# ------------------------------------------------------------------------------------------------
-# The method
+# The network, and reading it from another SeCu run's checkpoint
 
 
 class Encoder(nn.Module):
@@ -297,59 +245,17 @@ def head_sizes(cfg) -> tuple[int, ...]:
     return tuple((h + 1) * cfg.cluster.num_clusters for h in range(cfg.method.num_heads))
 
 
-def _head_names(n: int) -> tuple[str, ...]:
+def head_names(n: int) -> tuple[str, ...]:
     return tuple(f"head{h:02d}" for h in range(n))  # zero-padded: sorted pytree order = head order
 
 
-# ------------------------------------------------------------------------------------------------
-# Reading another run's checkpoint (method.init_from, method.self_label.init_workdir)
-
-
-def checkpoint_directory(workdir: str, key: str) -> Path:
-    """WORKDIR/checkpoints of the run named by config `key`; ConfigError if it is missing. Checked before a
-    Checkpointer is opened, which would create the directory."""
-    directory = Path(workdir) / "checkpoints"  # jaxclust.checkpoint.Checkpointer's default directory
-    if not directory.is_dir():
-        raise ConfigError(f"{key} {str(workdir)!r} has no checkpoint (no {str(directory)!r}); train a SeCu run "
-                          "in that workdir first or pass the workdir of one.")
-    return directory
-
-
-def restore_newest(workdir: str, key: str, like=None):
-    """The state in the newest checkpoint of the run in `workdir` (named by config `key` in errors): a
-    TrainState shaped as `like`, or with `like=None` the saved tree as nested dicts of whatever shapes it has."""
-    from jaxclust.checkpoint import Checkpointer  # late: only the stages that read another run need it
-
-    checkpoint_directory(workdir, key)
-    checkpointer = Checkpointer(workdir)
-    try:
-        epoch = checkpointer.latest_epoch()
-        if epoch is None:
-            raise ConfigError(f"{key} {str(workdir)!r} has no complete checkpoint; train a SeCu run in that "
-                              "workdir first or pass the workdir of one.")
-        try:
-            state, _ = checkpointer.restore(epoch, like)
-        except (ValueError, KeyError, TypeError) as error:  # orbax: the saved tree does not fit `like`
-            raise ConfigError(f"{key} {str(workdir)!r}: its checkpoint of epoch {epoch} does not fit this config "
-                              f"({type(error).__name__}: {str(error)[:200]}); use the settings of that run.") from error
-    finally:
-        checkpointer.close()
-    return state
-
-
-def _shapes(tree) -> dict:
-    return {jax.tree_util.keystr(path): (tuple(leaf.shape), str(leaf.dtype))
-            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
-
-
-def load_warm_start(cfg, net: nn.Module, names, sizes) -> dict:
-    """method.init_from: {"net", "batch_stats", "centers"} from the newest checkpoint of that SeCu run.
-
-    The encoder must have this config's architecture (same parameter and BatchNorm-statistic paths,
-    shapes and dtypes); this run's head `names[h]` of `sizes[h]` centres takes that run's head of the
-    same size, its other heads are dropped. Called outside jit, before anything is compiled."""
-    key, workdir = "method.init_from", cfg.method.init_from
-    source = restore_newest(workdir, key)  # no target: a run of any N and number of heads loads
+def read_run(cfg, net: nn.Module, sizes, key: str, workdir: str) -> dict:
+    """What a later stage takes from the SeCu run in `workdir` (config `key`), from its newest checkpoint:
+    {"net", "batch_stats": its encoder; "centers", "labels": for each size in `sizes`, the centres (as
+    stored, un-normalised) and the stored labels (N,) of its head of that size}; its other heads and
+    everything else are dropped. The encoder must have this config's architecture (same parameter and
+    BatchNorm-statistic paths, shapes and dtypes). Called outside jit, before anything is compiled."""
+    source = checkpoint.restore_newest(workdir, key)  # as saved: a run of any N and number of heads loads
     params = source.get("params") if isinstance(source, dict) else None
     if not (isinstance(params, dict) and "net" in params and isinstance(params.get("centers"), dict)):
         raise ConfigError(f"{key} {str(workdir)!r} does not hold a SeCu run (its checkpoint has no params.net and "
@@ -358,42 +264,42 @@ def load_warm_start(cfg, net: nn.Module, names, sizes) -> dict:
     sample = jax.ShapeDtypeStruct((2, size, size, len(cfg.augment.mean)), jnp.float32)
     like = jax.eval_shape(lambda x: net.init(jax.random.key(0), x, train=False), sample)
     encoder = {"params": params["net"], "batch_stats": source.get("batch_stats", {})}
-    for part in ("params", "batch_stats"):
-        got, want = _shapes(encoder[part]), _shapes(like[part])
-        if got != want:
-            where = sorted(set(got) ^ set(want)) or sorted(p for p in got if got[p] != want[p])
-            raise ConfigError(
-                f"{key} {str(workdir)!r} holds an encoder of another architecture (its {part} differ from this "
-                f"config's at {where[0]}: {got.get(where[0])} there, {want.get(where[0])} here); set model.* as "
-                "in that run or pass another workdir.")
-    by_size = {int(c.shape[0]): c for _, c in sorted(params["centers"].items())}
-    centers = {}
-    for name, k in zip(names, sizes):
-        if k not in by_size or by_size[k].shape[1:] != (cfg.model.projector_dim,):
+    checkpoint.require_same_structure(
+        checkpoint.leaf_specs(encoder), checkpoint.leaf_specs({k: like[k] for k in ("params", "batch_stats") if k in like}),
+        key, workdir, "an encoder of another architecture than this config's",
+        "set model.* as in that run or pass another workdir")
+    heads = sorted(params["centers"])  # head order: labels[h] belongs to heads[h]
+    by_size = {int(params["centers"][name].shape[0]): h for h, name in enumerate(heads)}
+    labels = np.asarray(source.get("extra", {}).get("labels", np.zeros((len(heads), 0), np.int32)))
+    centers, kept = [], []
+    for k in sizes:
+        h = by_size.get(k)
+        if h is None or params["centers"][heads[h]].shape[1:] != (cfg.model.projector_dim,):
             raise ConfigError(
                 f"{key} {str(workdir)!r} has no head of {k} centres of dimension {cfg.model.projector_dim} (its "
                 f"heads: {sorted(by_size)}); set cluster.num_clusters and method.num_heads to heads of that run.")
-        centers[name] = jnp.asarray(by_size[k], jnp.float32)
-    return {"net": encoder["params"], "batch_stats": encoder["batch_stats"], "centers": centers}
+        centers.append(jnp.asarray(params["centers"][heads[h]], jnp.float32))
+        kept.append(labels[h] if h < len(labels) else None)
+    return {"net": encoder["params"], "batch_stats": encoder["batch_stats"], "centers": centers, "labels": kept}
+
+
+# ------------------------------------------------------------------------------------------------
+# The method
 
 
 def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
-    if cfg.method.self_label.enabled:
-        return build_self_label(cfg, num_examples, steps_per_epoch)
     m = cfg.method
     net = Encoder(cfg.model)
     sizes = head_sizes(cfg)
-    names = _head_names(len(sizes))
+    names = head_names(len(sizes))
     dim = cfg.model.projector_dim
     size_constraint = m.constraint == "size"
     closed_form = m.center_update == "closed_form"
     # method.init_from: read here, outside jit (the jitted init closes over the restored arrays)
-    warm = load_warm_start(cfg, net, names, sizes) if m.init_from else None
-
-    def encoder_lr(n):
-        return learning_rate(n, cfg.optim.lr, cfg.optim.warmup_epochs, cfg.train.epochs, steps_per_epoch, m.init_epoch)
-
-    tx = make_optimizer(cfg, steps_per_epoch, encoder_lr, train_centers=not closed_form)
+    warm = read_run(cfg, net, sizes, "method.init_from", m.init_from) if m.init_from else None
+    # official: SGD groups encoder (the schedule) and centres (constant lr); SeCu-CF sets the centres itself
+    groups = dict(untrained=("centers",)) if closed_form else dict(constant_lr={"centers": m.centers_lr})
+    tx, lr_fn = optim.make_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs, cfg.train.batch_size, **groups)
 
     def init(key, sample):
         k_net, k_centers = jax.random.split(key)
@@ -407,9 +313,8 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
             frozen = jax.tree.map(jnp.array, centers)
         else:  # method.init_from: the other run's encoder and kept centres, as stored (un-normalised)
             net_vars = {"params": warm["net"], "batch_stats": warm["batch_stats"]}
-            centers = dict(warm["centers"])
+            centers = dict(zip(names, warm["centers"]))
             frozen = jax.tree.map(losses.l2_normalize, centers)  # W^p; step 0 opens an epoch and refreezes
-        params = {"net": net_vars["params"], "centers": centers}
         extra = {
             "labels": jnp.full((len(sizes), num_examples), UNASSIGNED, jnp.int32),
             "duals": {name: jnp.zeros((k,), jnp.float32) for name, k in zip(names, sizes)},
@@ -419,19 +324,7 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         if closed_form:  # SeCu-CF's S_h (K_h, d) and Z_h (K_h,) of the epoch so far
             extra["cf_sums"] = {name: jnp.zeros((k, dim), jnp.float32) for name, k in zip(names, sizes)}
             extra["cf_weights"] = {name: jnp.zeros((k,), jnp.float32) for name, k in zip(names, sizes)}
-        return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=params,
-            batch_stats=net_vars["batch_stats"],
-            target_params={},
-            target_batch_stats={},
-            opt_state=tx.init(params),
-            extra=extra,
-        )
-
-    def apply_net(params, stats, x):
-        z, updates = net.apply({"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
-        return z, updates["batch_stats"]
+        return initial_state(tx, {"net": net_vars["params"], "centers": centers}, net_vars["batch_stats"], extra=extra)
 
     def assignment_scores(x1, x2, w):
         s1, s2 = x1 @ w.T, x2 @ w.T
@@ -453,8 +346,8 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         stored = state.extra["labels"][:, indices]  # (H, b)
 
         def loss_fn(params):
-            z1, stats = apply_net(params["net"], state.batch_stats, view1)
-            z2, stats = apply_net(params["net"], stats, view2)  # each view is its own BN batch (official)
+            z1, stats = apply_train(net, params["net"], state.batch_stats, view1)
+            z2, stats = apply_train(net, params["net"], stats, view2)  # each view is its own BN batch (official)
             x1, x2 = losses.l2_normalize(z1), losses.l2_normalize(z2)
             d1, d2 = jax.lax.stop_gradient(x1), jax.lax.stop_gradient(x2)
             rep, cen, new_labels, duals, new_counts, cf_stats = [], [], [], {}, {}, {}
@@ -509,7 +402,7 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
             extra.update(cf_sums=sums, cf_weights=weights)
         state = state.replace(step=state.step + 1, params=params,
                               batch_stats=batch_stats, opt_state=opt_state, extra=extra)
-        metrics.update(lr=encoder_lr(state.step - 1),
+        metrics.update(lr=lr_fn(state.step - 1),
                        changed=jnp.mean((new_labels[0] != stored[0]).astype(jnp.float32)))
         return state, metrics
 
@@ -532,86 +425,3 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         return state, labels, info
 
     return Method("secu", init, train_step, embed, cluster)
-
-
-# ------------------------------------------------------------------------------------------------
-# Self-labeling stage (SeCu §4.2): fine-tune the head-K classifier of a finished SeCu run
-
-
-def load_secu_state(cfg, num_examples: int, steps_per_epoch: int, sample):
-    """The last TrainState of the SeCu run in method.self_label.init_workdir (its config must match this one's)."""
-    if not cfg.method.self_label.init_workdir:
-        raise ConfigError("method.self_label.enabled needs method.self_label.init_workdir, the workdir of a SeCu run.")
-    source_cfg = ml_collections.ConfigDict(cfg.to_dict())
-    source_cfg.method.self_label.enabled = False
-    like = jax.eval_shape(build(source_cfg, num_examples, steps_per_epoch).init, jax.random.key(0), sample)
-    return restore_newest(cfg.method.self_label.init_workdir, "method.self_label.init_workdir", like)
-
-
-def build_self_label(cfg, num_examples: int, steps_per_epoch: int) -> Method:
-    """Cross-entropy of view 2's prediction softmax(x.w / lambda_w) on head K against view 1's argmax
-    where its confidence exceeds the threshold; the first warm-up epochs train every instance on the
-    stored SeCu labels instead. Encoder, MLP head and the head-K centres are all trained, with SGD at
-    optim.lr (warm-up then cosine, no initialisation epoch) and the centres at method.centers_lr."""
-    m, s = cfg.method, cfg.method.self_label
-    net = Encoder(cfg.model)
-    name = _head_names(1)[0]
-    # read here, outside jit: the jitted init closes over the restored arrays
-    size = cfg.data.image_size
-    source = load_secu_state(cfg, num_examples, steps_per_epoch, jnp.zeros((2, size, size, len(cfg.augment.mean))))
-
-    def encoder_lr(n):
-        return learning_rate(n, cfg.optim.lr, cfg.optim.warmup_epochs, cfg.train.epochs, steps_per_epoch, False)
-
-    tx = make_optimizer(cfg, steps_per_epoch, encoder_lr)
-
-    def init(key, sample):
-        del key, sample
-        params = {"net": source.params["net"], "centers": {name: source.params["centers"][name]}}
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=source.batch_stats,
-                          target_params={}, target_batch_stats={}, opt_state=tx.init(params),
-                          extra={"secu_labels": source.extra["labels"][0]})
-
-    def logits_of(params, stats, x, train):
-        if train:
-            z, updates = net.apply({"params": params["net"], "batch_stats": stats}, x, train=True,
-                                   mutable=["batch_stats"])
-            stats = updates["batch_stats"]
-        else:
-            z = net.apply({"params": params["net"], "batch_stats": stats}, x, train=False)
-        w = losses.l2_normalize(params["centers"][name])
-        return losses.l2_normalize(z) @ w.T / m.center_temperature, stats
-
-    def train_step(state, view1, view2, indices, key):
-        del key
-        warmup = state.step < s.warmup_epochs * steps_per_epoch
-
-        def loss_fn(params):
-            weak, stats = logits_of(params, state.batch_stats, view1, True)
-            strong, stats = logits_of(params, stats, view2, True)
-            probs = jax.lax.stop_gradient(jax.nn.softmax(weak, axis=1))
-            stored = state.extra["secu_labels"][indices]
-            target = jnp.where(warmup, jnp.where(stored >= 0, stored, jnp.argmax(probs, axis=1)),
-                               jnp.argmax(probs, axis=1))
-            keep = jnp.where(warmup, 1.0, (jnp.max(probs, axis=1) > s.threshold).astype(jnp.float32))
-            ce = jax.nn.logsumexp(strong, axis=1) - jnp.take_along_axis(strong, target[:, None], axis=1)[:, 0]
-            loss = jnp.sum(keep * ce) / jnp.maximum(jnp.sum(keep), 1.0)
-            return loss, (stats, {"loss": loss, "confident": jnp.mean(keep)})
-
-        (_, (stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                              batch_stats=stats, opt_state=opt_state)
-        metrics.update(lr=encoder_lr(state.step - 1))
-        return state, metrics
-
-    def embed(state, images):
-        z = net.apply({"params": state.params["net"], "batch_stats": state.batch_stats}, images, train=False)
-        return losses.l2_normalize(z)
-
-    def cluster(state, features, key):
-        del key
-        w = losses.l2_normalize(state.params["centers"][name])
-        return state, np.asarray(jnp.argmax(features @ w.T, axis=1)).astype(np.int32), {}
-
-    return Method("secu_self_label", init, train_step, embed, cluster)

@@ -44,6 +44,15 @@ def _dense(features: int, fan_in: int, init: str, name: str) -> nn.Dense:
     raise ValueError(f"Unknown head init {init!r}; valid inits are: {', '.join(HEAD_INITS)}.")
 
 
+class NoNorm(nn.Module):
+    """Stands in for the BatchNorm of an MLP head that has none (MoCo v2's head, C2BIN without mlp_bn)."""
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        del train
+        return x
+
+
 class MLPHeadModule(nn.Module):
     """The module behind :func:`MLPHead`. The init scheme is the field ``init_scheme`` because a
     linen field called ``init`` would shadow ``Module.init``."""
@@ -77,4 +86,4 @@ def MLPHead(  # noqa: N802 (reads like a class at call sites)
     return MLPHeadModule(hidden_dim, out_dim, init_scheme=init, norm=norm, **module_kwargs)
 
 
-__all__ = ["HEAD_INITS", "MLPHead", "MLPHeadModule"]
+__all__ = ["HEAD_INITS", "MLPHead", "MLPHeadModule", "NoNorm"]

@@ -41,8 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxclust import convert, kmeans
-from jaxclust.config import base_config
-from jaxclust.methods import propos
+from jaxclust.methods import default_config, propos
 
 # The claim: the first step's losses to 1e-6 and everything after 20 steps to 1e-4, relative.
 # float32 summation order is the only difference allowed: a step's losses agree to a few 1e-7, and
@@ -114,7 +113,7 @@ GEOMETRIES = {
 
 def make_config(setting: Setting, geometry: Geometry):
     """The jaxclust config of a comparison: the official recipe's values at the geometry's sizes."""
-    c = base_config()
+    c = default_config("propos")
     c.seed = geometry.seed
     c.data.image_size = geometry.image_size
     c.model.backbone, c.model.width, c.model.stem = geometry.backbone, geometry.width, "cifar"
