@@ -240,6 +240,9 @@ def validate_config(cfg, device_count: int = 1) -> None:
         )
     choose(cfg, "eval.acc_rule", ("hungarian", "official"))
     choose(cfg, "data.source", ("digits", "npz", "folder", "tfds"))
+    if cfg.data.streaming and cfg.train.resample:
+        raise ConfigError("train.resample draws from the whole data set, which data.streaming=True "
+                          "does not hold; set --config.train.resample=False.")
     choose(cfg, "data.channels", (0, 1, 3))
     if cfg.eval.split and cfg.data.source not in ("tfds", "folder"):
         raise ConfigError(f"eval.split reads another split of a tfds or folder data set, not of data.source="

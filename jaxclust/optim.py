@@ -231,6 +231,14 @@ def validate(cfg) -> None:
     check(cfg.optim, cfg.train.epochs)
 
 
+def require_no_predictor(cfg) -> None:
+    """ConfigError unless optim.predictor_lr_mult is 1, for a method whose networks have no predictor
+    (the multiplier would otherwise be silently ignored)."""
+    if cfg.optim.predictor_lr_mult != 1.0:
+        raise ConfigError(f"optim.predictor_lr_mult ({cfg.optim.predictor_lr_mult}) scales the lr of a predictor, "
+                          f"which {cfg.method.name} has not; set --config.optim.predictor_lr_mult=1.")
+
+
 def check(optim_cfg, epochs) -> None:
     """The checks of `validate` on an optim section and the run's epochs (also run by make_optimizer)."""
     name = _cfg_get(optim_cfg, "name", required=True)

@@ -132,9 +132,6 @@ def check_config(cfg, device_count: int = 1):
     augment.validate(cfg)
     optim.validate(cfg)
     method.validate(cfg)
-    if cfg.data.streaming and cfg.train.resample:
-        raise ConfigError("train.resample draws from the whole data set, which data.streaming=True "
-                          "does not hold; set --config.train.resample=False.")
     return method
 
 
@@ -193,8 +190,7 @@ class Run:
         self.embed = jax.jit(lambda state, images: method.embed(state, eval_batch(images, self.aug, self.size)))
 
     def _feeder(self, data_cfg):
-        return make_feeder(data_cfg, self.mesh, self.cfg.train.batch_size, self.data_key, self.cfg.seed,
-                           streaming=bool(self.cfg.data.streaming))
+        return make_feeder(data_cfg, self.mesh, self.cfg.train.batch_size, self.data_key, self.cfg.seed)
 
     def augment_and_step(self, state, images, indices, key):
         """The training step on a uint8 batch: two augmented views, then the method's step."""

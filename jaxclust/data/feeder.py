@@ -111,9 +111,9 @@ class StreamFeeder:
             yield self._global(images), self._global(ids)
 
 
-def make_feeder(data_cfg, mesh, batch_size: int, key: jax.Array, seed: int, streaming: bool):
-    """The feeder of `data_cfg`: streamed, or loaded whole into memory."""
-    if streaming:
+def make_feeder(data_cfg, mesh, batch_size: int, key: jax.Array, seed: int):
+    """The feeder of `data_cfg`: streamed (`data.streaming`), or loaded whole into memory."""
+    if data_cfg.streaming:
         from jaxclust.data.streaming import StreamingSource  # tf.data, loaded only when streaming
 
         return StreamFeeder(StreamingSource(data_cfg), mesh, batch_size, seed)

@@ -125,6 +125,7 @@ def require_keys(cfg, keys, source: str) -> None:
 def validate_keys(cfg) -> None:
     """Checks the MoCo keys of `cfg.method` (also used by PCL's "MoCo + PCL")."""
     require_keys(cfg, KEYS, "jaxclust.methods.moco.method_config()")
+    optim.require_no_predictor(cfg)
     m = cfg.method
     choose(cfg, "method.head", HEADS)
     if not m.temperature > 0:

@@ -131,18 +131,11 @@ def validate(cfg) -> None:
         raise ConfigError(f"method.size_gamma must lie in (0, 1], got {m.size_gamma!r}.")
     if m.dual_lr < 0 or m.entropy_alpha < 0 or m.centers_lr < 0:
         raise ConfigError("method.dual_lr, method.entropy_alpha and method.centers_lr must be non-negative.")
-    require_no_predictor(cfg)
+    optim.require_no_predictor(cfg)
     if not isinstance(m.init_from, str):
         raise ConfigError(f"method.init_from must be a workdir path ('' = off), got {m.init_from!r}.")
     if m.init_from:
         checkpoint.checkpoint_directory(m.init_from, "method.init_from")  # fails here, before the data is loaded
-
-
-def require_no_predictor(cfg) -> None:
-    """ConfigError unless optim.predictor_lr_mult is 1: SeCu's networks have no predictor to scale."""
-    if cfg.optim.predictor_lr_mult != 1.0:
-        raise ConfigError(f"optim.predictor_lr_mult ({cfg.optim.predictor_lr_mult}) scales the lr of a predictor, "
-                          f"which {cfg.method.name} has not; set --config.optim.predictor_lr_mult=1.")
 
 
 # ------------------------------------------------------------------------------------------------

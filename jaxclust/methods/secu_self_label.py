@@ -63,7 +63,7 @@ def validate(cfg) -> None:
     if not isinstance(m.warmup_epochs, int) or not 0 <= m.warmup_epochs <= cfg.train.epochs:
         raise ConfigError(f"method.warmup_epochs must be an integer between 0 and train.epochs ({cfg.train.epochs}), "
                           f"got {m.warmup_epochs!r}.")
-    secu.require_no_predictor(cfg)
+    optim.require_no_predictor(cfg)
     secu_method(cfg)  # fails here, before the data is loaded; the checkpoint is read by build
 
 
