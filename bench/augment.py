@@ -6,7 +6,7 @@ would otherwise write, measured in the same run on the same images.
 Both sides do, per image and per view, the ProPos CIFAR recipe: RandomResizedCrop(scale 0.08-1, ratio
 3/4-4/3), horizontal flip 0.5, ColorJitter(0.4, 0.4, 0.4, 0.1) with p 0.8 in a random order,
 RandomGrayscale 0.2, normalisation; from a uint8 bank, batches gathered by index.
-- jaxclust: `jaxclust.train.two_views` inside one jitted function (the way the training step runs it),
+- jaxclust: `jaxclust.trainer.two_views` inside one jitted function (the way the training step runs it),
   on JAX's default device.
 - tf.data: `tf.image` ops mapped in parallel (AUTOTUNE) with SimCLR's random-order jitter, batched and
   prefetched; the images/s a host pipeline delivers to the accelerator.
@@ -26,7 +26,7 @@ def bench_jax(bank: np.ndarray, batch: int, size: int, steps: int) -> float:
 
     from jaxclust.config import base_config
     from jaxclust.data.augment import view_configs
-    from jaxclust.train import two_views
+    from jaxclust.trainer import two_views
 
     views = view_configs(base_config().augment)  # the official CIFAR-10 train transform, both views
     images = jax.device_put(bank)

@@ -4,7 +4,7 @@
                                [--image_size 32] [--steps 10] [--reps 3]
     python bench/train_step.py --config configs/propos_digits.py --batch_size 128
 
-It builds the real training run (`jaxclust.train.Run`) from the config, on a synthetic uint8 image bank
+It builds the real training run (`jaxclust.trainer.Run`) from the config, on a synthetic uint8 image bank
 written to a temporary npz file (random pixels of the configured size and channels: the work of a step
 does not depend on the pixel values), and times, one after the other on the same state:
 
@@ -78,7 +78,7 @@ def main(argv=None):
     import jax.numpy as jnp
 
     from jaxclust.data.augment import eval_batch
-    from jaxclust.train import Run, two_views
+    from jaxclust.trainer import Run, two_views
 
     devices = jax.devices()
     print(f"jax {jax.__version__}; {len(devices)} device(s): "

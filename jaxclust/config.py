@@ -6,7 +6,7 @@ from that, or from a sibling config file (`sibling`), and change what their reci
 can be overridden on the command line (`--config.optim.lr=0.1`). Defaults are the official ProPos
 CIFAR-10 ResNet-18 run (`config/cifar10_r18_propos.yml` of Hzzone/ProPos) unless a comment says
 otherwise. The one gate that runs every check, the method's and the augmentation's included, is
-`jaxclust.train.check_config`.
+`jaxclust.trainer.check_config`.
 """
 from __future__ import annotations
 
@@ -207,7 +207,7 @@ def downsampling(model) -> int:
 def validate_config(cfg, device_count: int = 1) -> None:
     """Raises ConfigError for a value of the general sections that cannot work (the method's section,
     the backbone's name, the augmentation and the optimiser are checked by their own modules; all
-    together by `jaxclust.train.check_config`)."""
+    together by `jaxclust.trainer.check_config`)."""
     _positive(cfg, "train.epochs", "train.batch_size", "train.embed_batch_size", "data.image_size",
               "cluster.every", "kmeans.n_init", "kmeans.max_iter", "kmeans.chunk_size",
               "train.log_every_epochs", "train.checkpoint_every_epochs", "train.checkpoints_to_keep")

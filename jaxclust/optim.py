@@ -227,7 +227,7 @@ def _per_top_level_group(default: Callable[[], optax.GradientTransformation],
 
 
 def validate(cfg) -> None:
-    """ConfigError for an `optim.*` value that cannot work (part of `jaxclust.train.check_config`)."""
+    """ConfigError for an `optim.*` value that cannot work (part of `jaxclust.trainer.check_config`)."""
     check(cfg.optim, cfg.train.epochs)
 
 

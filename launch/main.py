@@ -48,7 +48,7 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
     from jaxclust.config import ConfigError
     from jaxclust.data.sources import DataError
-    from jaxclust.train import WorkdirError, dry_run, train_and_evaluate
+    from jaxclust.trainer import WorkdirError, dry_run, train_and_evaluate
 
     if FLAGS.distributed:
         start_distributed()

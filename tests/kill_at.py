@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jaxclust import checkpoint, train  # noqa: E402
+from jaxclust import checkpoint, trainer  # noqa: E402
 
 
 def kill_at_call(function, at: int, after: bool):
@@ -42,15 +42,15 @@ def kill_at_call(function, at: int, after: bool):
 
 def install(point: str, at: int) -> None:
     if point == "step":  # Run keeps its compiled step as an attribute: wrap it once built
-        build = train.Run.__init__
+        build = trainer.Run.__init__
 
         def patched_init(self, *args, **kwargs):
             build(self, *args, **kwargs)
             self.step = kill_at_call(self.step, at, after=False)
 
-        train.Run.__init__ = patched_init
+        trainer.Run.__init__ = patched_init
     elif point == "e_step":  # embed_all is the E-step's first half; the clustering never runs
-        train.Run.embed_all = kill_at_call(train.Run.embed_all, at, after=True)
+        trainer.Run.embed_all = kill_at_call(trainer.Run.embed_all, at, after=True)
     elif point == "save":
         checkpoint.Checkpointer.save = kill_at_call(checkpoint.Checkpointer.save, at, after=True)
     else:

@@ -584,16 +584,16 @@ def test_view_configs_byol_recipe():
 
 
 def test_two_views_use_their_own_config(monkeypatch):
-    """train.two_views hands view 1's config to the first view and view 2's to the second, with the
+    """trainer.two_views hands view 1's config to the first view and view 2's to the second, with the
     per-view key slots 1 and 2 (the augmentation itself is tested above)."""
-    from jaxclust import train
+    from jaxclust import trainer
 
     calls = []
-    monkeypatch.setattr(train, "augment_batch", lambda k, images, cfg, size: calls.append((k, cfg)) or cfg)
+    monkeypatch.setattr(trainer, "augment_batch", lambda k, images, cfg, size: calls.append((k, cfg)) or cfg)
     views = (A.AugmentConfig(blur_prob=1.0), A.AugmentConfig(blur_prob=0.1, solarize_prob=0.2))
     key, idx = jax.random.key(1), jnp.arange(3)
-    assert train.two_views(key, None, idx, views, 8) == list(views)
-    assert train.two_views(key, None, idx, views[0], 8) == [views[0], views[0]]  # one config: both views
+    assert trainer.two_views(key, None, idx, views, 8) == list(views)
+    assert trainer.two_views(key, None, idx, views[0], 8) == [views[0], views[0]]  # one config: both views
     slots = [jax.random.fold_in(jax.random.fold_in(key, 2), v) for v in (1, 2)]
     for (k, _), expected in zip(calls[:2], slots):
         np.testing.assert_array_equal(jax.random.key_data(k[2]), jax.random.key_data(expected))

@@ -14,7 +14,7 @@ import pytest
 
 from jaxclust import losses
 from jaxclust.config import ConfigError, load_config_file
-from jaxclust.train import check_config
+from jaxclust.trainer import check_config
 from jaxclust.methods import byol, moco, pcl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -377,7 +377,7 @@ def records(path):
 
 
 def test_pcl_trains_and_resumes_exactly(tmp_path):
-    from jaxclust.train import train_and_evaluate
+    from jaxclust.trainer import train_and_evaluate
 
     first = tmp_path / "first"
     summary = train_and_evaluate(tiny_pcl_run_config(), first)

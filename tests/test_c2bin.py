@@ -9,7 +9,7 @@ import pytest
 import tiny
 from jaxclust import losses
 from jaxclust.config import ConfigError
-from jaxclust.train import check_config
+from jaxclust.trainer import check_config
 from jaxclust.methods import c2bin
 from jaxclust.state import ema_update
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from jaxclust.config import ConfigError, load_config_file
-from jaxclust.train import Run, dry_run
+from jaxclust.trainer import Run, dry_run
 
 ROOT = Path(__file__).resolve().parents[1]
 tfds = pytest.importorskip("tensorflow_datasets")

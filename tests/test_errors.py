@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxclust import train
+from jaxclust import trainer
 from jaxclust.config import ConfigError
-from jaxclust.train import check_config
+from jaxclust.trainer import check_config
 from jaxclust.data.sources import DataError
 from test_train_e2e import tiny_digits_config
 
@@ -61,11 +61,11 @@ def test_batch_must_divide_over_devices():
 def test_workdir_checks(tmp_path, monkeypatch):
     afile = tmp_path / "file"
     afile.write_text("x")
-    with pytest.raises(train.WorkdirError, match="is a file"):
-        train.check_workdir(afile / "run")
-    monkeypatch.setattr(train.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10, 10, 2**20))
-    with pytest.raises(train.WorkdirError, match="1 MiB free"):
-        train.check_workdir(tmp_path / "run")
+    with pytest.raises(trainer.WorkdirError, match="is a file"):
+        trainer.check_workdir(afile / "run")
+    monkeypatch.setattr(trainer.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10, 10, 2**20))
+    with pytest.raises(trainer.WorkdirError, match="1 MiB free"):
+        trainer.check_workdir(tmp_path / "run")
 
 
 def test_checkpoint_of_another_structure_is_refused(tmp_path):
@@ -76,14 +76,14 @@ def test_checkpoint_of_another_structure_is_refused(tmp_path):
 
     from jaxclust.checkpoint import Checkpointer
 
-    run = train.Run(tiny_digits_config(), tmp_path)
+    run = trainer.Run(tiny_digits_config(), tmp_path)
     with closing(Checkpointer(tmp_path)) as checkpointer:
         checkpointer.save(1, run.init_state(), {"epoch": 1, "wall_seconds": 0.0, **run.identity})
     other = tiny_digits_config()
     other.model.convnet_widths = (8, 32)
-    with pytest.raises(train.WorkdirError, match=r"another structure than this config's \(batch_stats/net/backbone/"):
-        train.restore_state(train.Run(other, tmp_path))
-    state, meta = train.restore_state(run)  # the same run resumes
+    with pytest.raises(trainer.WorkdirError, match=r"another structure than this config's \(batch_stats/net/backbone/"):
+        trainer.restore_state(trainer.Run(other, tmp_path))
+    state, meta = trainer.restore_state(run)  # the same run resumes
     assert meta["epoch"] == 1
 
 
@@ -130,7 +130,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     cfg.train.checkpoint_every_steps = 1  # a step checkpoint is written only of a state with finite losses
     cfg.method.psl_weight = 1e38  # PSL switches on in epoch 2; the update overflows the weights
     with pytest.raises(FloatingPointError, match=r"non-finite loss at epoch 2, step (8|9|1[0-4]): .*'psl_loss'") as error:
-        train.train_and_evaluate(cfg, tmp_path)
+        trainer.train_and_evaluate(cfg, tmp_path)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["1"]
     bad_step = int(str(error.value).split("step ")[1].split(":")[0])
     newest = max(int(p.name) for p in (tmp_path / "step_checkpoints").iterdir() if p.name.isdigit())

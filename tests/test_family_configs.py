@@ -8,7 +8,7 @@ from PIL import Image
 
 from jaxclust.config import ConfigError, load_config_file
 from jaxclust.methods import METHODS
-from jaxclust.train import dry_run
+from jaxclust.trainer import dry_run
 
 ROOT = Path(__file__).resolve().parents[1]
 tfds = pytest.importorskip("tensorflow_datasets")

@@ -8,7 +8,7 @@ import pytest
 
 from jaxclust.config import load_config_file
 from jaxclust.methods import METHODS, default_config
-from jaxclust.train import train_and_evaluate
+from jaxclust.trainer import train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELDS = ("epoch", "step", "nmi", "acc", "ari", "ami", "uniformity", "imbalance", "loss", "lr")

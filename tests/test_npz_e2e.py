@@ -8,7 +8,7 @@ import pytest
 from jax.experimental.compilation_cache import compilation_cache as jax_cache
 from sklearn import datasets
 
-from jaxclust.train import train_and_evaluate
+from jaxclust.trainer import train_and_evaluate
 from test_train_e2e import tiny_digits_config
 
 TIMING_KEYS = {"wall_seconds", "session_seconds", "e_step_seconds"}

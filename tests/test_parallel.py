@@ -5,7 +5,7 @@ import pytest
 
 from jaxclust import parallel
 from jaxclust.methods.common import kmeans_options
-from jaxclust.train import Run
+from jaxclust.trainer import Run
 from test_train_e2e import tiny_digits_config
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from jaxclust.evaluate import analysis, linear, tensorboard
 from jaxclust.evaluate.report import default_config, evaluate, load_run_config
-from jaxclust.train import train_and_evaluate
+from jaxclust.trainer import train_and_evaluate
 from test_train_e2e import tiny_digits_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from jaxclust import losses, optim
 from jaxclust.checkpoint import Checkpointer
 from jaxclust.config import ConfigError, load_config_file
 from jaxclust.methods import secu
-from jaxclust.train import check_config, train_and_evaluate
+from jaxclust.trainer import check_config, train_and_evaluate
 
 # seed_secu.md §13.1-2: three points, two centres, labels (0, 0, 1), lambda = 1
 X = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])

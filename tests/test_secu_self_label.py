@@ -13,7 +13,7 @@ from jaxclust import losses
 from jaxclust.checkpoint import Checkpointer
 from jaxclust.config import ConfigError, load_config_file
 from jaxclust.methods import default_config, secu, secu_self_label
-from jaxclust.train import check_config, train_and_evaluate
+from jaxclust.trainer import check_config, train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS, BATCH = 1797, 256

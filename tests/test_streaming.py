@@ -12,7 +12,7 @@ from jaxclust.methods import default_config
 from jaxclust.data import sources
 from jaxclust.data.augment import view_configs
 from jaxclust.data.sources import DataError
-from jaxclust.train import two_views
+from jaxclust.trainer import two_views
 
 tfds = pytest.importorskip("tensorflow_datasets")
 streaming = pytest.importorskip("jaxclust.data.streaming")
@@ -115,7 +115,7 @@ def stream_config(path, streaming=True):
 
 
 def test_streamed_e_step_features_equal_the_banks(stream_folder, tmp_path):
-    from jaxclust.train import Run
+    from jaxclust.trainer import Run
 
     streamed, banked = Run(stream_config(stream_folder), tmp_path), Run(stream_config(stream_folder, False), tmp_path)
     state = banked.init_state()
@@ -129,14 +129,14 @@ class Preempted(Exception):
 def test_streamed_run_resumed_mid_epoch_equals_uninterrupted(stream_folder, tmp_path, monkeypatch, capsys):
     import json
 
-    from jaxclust import train
+    from jaxclust import trainer
 
     cfg = stream_config(stream_folder)
     cfg.train.checkpoint_every_steps = 2
-    straight = train.train_and_evaluate(cfg, tmp_path / "straight")
+    straight = trainer.train_and_evaluate(cfg, tmp_path / "straight")
     assert np.isfinite(straight["loss"]) and "nmi" in straight
 
-    build = train.Run.__init__
+    build = trainer.Run.__init__
 
     def preempted_at_step_9(self, *args, **kwargs):  # epoch 2, step 3: after the checkpoint of step 8
         build(self, *args, **kwargs)
@@ -150,12 +150,12 @@ def test_streamed_run_resumed_mid_epoch_equals_uninterrupted(stream_folder, tmp_
 
         self.step = counting
 
-    monkeypatch.setattr(train.Run, "__init__", preempted_at_step_9)
+    monkeypatch.setattr(trainer.Run, "__init__", preempted_at_step_9)
     with pytest.raises(Preempted):
-        train.train_and_evaluate(cfg, tmp_path / "resumed")
+        trainer.train_and_evaluate(cfg, tmp_path / "resumed")
     monkeypatch.undo()
     capsys.readouterr()
-    resumed = train.train_and_evaluate(cfg, tmp_path / "resumed")
+    resumed = trainer.train_and_evaluate(cfg, tmp_path / "resumed")
     assert "resumed from the checkpoint of step 8 (epoch 2, step 2 of 6)" in capsys.readouterr().out
     strip = lambda d: {k: v for k, v in d.items() if k not in ("wall_seconds", "session_seconds", "e_step_seconds")}
     assert strip(resumed) == strip(straight)
@@ -180,7 +180,7 @@ def split_folder(tmp_path_factory):
 def test_heldout_split_is_scored_by_nearest_centroid(split_folder, tmp_path, streaming):
     from sklearn.metrics import normalized_mutual_info_score
 
-    from jaxclust.train import Run
+    from jaxclust.trainer import Run
 
     cfg = stream_config(split_folder, streaming)
     cfg.data.split, cfg.eval.split = "train", "val"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from jaxclust.config import load_config_file
-from jaxclust.train import train_and_evaluate
+from jaxclust.trainer import train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING_KEYS = {"wall_seconds", "session_seconds", "e_step_seconds"}

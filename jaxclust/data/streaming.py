@@ -2,7 +2,7 @@
 
 The host reads and decodes images, resizes them to one storage size (`data.load_size`, default
 `data.image_size`) and hands fixed-shape uint8 batches, with their example ids, to the device, where
-the SAME jitted augmentation as for an in-memory bank runs (`jaxclust.train.two_views`,
+the SAME jitted augmentation as for an in-memory bank runs (`jaxclust.trainer.two_views`,
 `jaxclust.data.augment.eval_batch`). Each host (process) reads only its own contiguous shard of the
 records; every host yields the same number of batches per epoch.
 

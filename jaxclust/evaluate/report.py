@@ -3,7 +3,7 @@
     report = evaluate(workdir)                         # last checkpoint, config from WORKDIR/config.json
     report = evaluate(workdir, cfg, torch_checkpoint="checkpoint.tar")   # the authors' PyTorch model
 
-Steps: rebuild the run's pieces (`jaxclust.train.Run`: data, method, compiled embedding);
+Steps: rebuild the run's pieces (`jaxclust.trainer.Run`: data, method, compiled embedding);
 restore the checkpoint (or import a PyTorch one, `jaxclust.convert`); embed the whole data set with
 the network the method clusters with (eval mode, no augmentation); cluster it with spherical k-means
 and `kmeans_restarts` restarts (or the method's own E-step); score; draw; write
@@ -21,13 +21,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxclust import kmeans, methods, metrics, parallel, train
+from jaxclust import kmeans, methods, metrics, parallel, trainer
 from jaxclust.config import ConfigError
 from jaxclust.data.augment import augment_batch, eval_batch
 from jaxclust.evaluate import analysis, linear
 
 REPORT_DIR = "report"
-log = train.log
+log = trainer.log
 
 def default_config() -> ml_collections.ConfigDict:
     """What the report computes; every key is a flag of launch/evaluate.py (--report.key=VALUE)."""
@@ -55,7 +55,7 @@ def default_config() -> ml_collections.ConfigDict:
 
 def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
     """The config a run saved in WORKDIR/config.json (lists back to tuples, as configs write them)."""
-    path = Path(workdir) / train.CONFIG_FILE
+    path = Path(workdir) / trainer.CONFIG_FILE
     if not path.exists():
         raise FileNotFoundError(
             f"{path} does not exist (runs started before config.json was saved have none): pass the "
@@ -187,13 +187,13 @@ def _restore(run, checkpoint, torch_checkpoint, rcfg) -> tuple[object, dict]:
                 "computed; evaluate its backbone with --report.features=backbone."
             )
         return state, {"torch_checkpoint": str(torch_checkpoint), "loaded": loaded}
-    state, meta = train.restore_state(run, checkpoint)
+    state, meta = trainer.restore_state(run, checkpoint)
     log(f"restored the checkpoint of epoch {meta['epoch']} from {run.workdir}")
     return state, {"checkpoint_epoch": int(meta["epoch"]), "step": int(state.step)}
 
 
 def _read_metrics(workdir: Path) -> list[dict]:
-    path = workdir / train.METRICS_FILE
+    path = workdir / trainer.METRICS_FILE
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -334,7 +334,7 @@ def evaluate(workdir, cfg=None, rcfg=None, checkpoint: int | None = None, torch_
     if cfg.data.streaming:
         raise ConfigError("the report reads the whole data set into memory, which data.streaming=True does not; "
                           "give --config.data.streaming=False with a data.load_size whose images fit in memory.")
-    run = train.Run(cfg, workdir)
+    run = trainer.Run(cfg, workdir)
     bank, y = run.dataset, run.dataset.labels
     _validate(rcfg, y is not None)
     out = Path(output) if output else workdir / REPORT_DIR

@@ -29,7 +29,7 @@ import optax
 
 from jaxclust import losses, optim
 from jaxclust.config import ConfigError, choose
-from jaxclust.methods.common import Method, apply_train, kmeans_method, kmeans_state
+from jaxclust.methods.common import Method, apply_train, kmeans_method, kmeans_state, most_probable
 from jaxclust.models import build_backbone
 from jaxclust.models.heads import MLPHead, NoNorm
 from jaxclust.models.resnet import BatchNorm, torch_default_bias_init, torch_default_kernel_init
@@ -211,4 +211,4 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         labels = np.asarray(jnp.argmax(assignments, axis=1)).astype(np.int32)
         return state, labels, {"mean_confidence": float(jnp.mean(jnp.max(assignments, axis=1)))}
 
-    return Method("c2bin", init, train_step, embed, cluster)
+    return Method("c2bin", init, train_step, embed, cluster, assign=lambda state, q: most_probable(q))

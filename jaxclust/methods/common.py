@@ -44,6 +44,10 @@ class Method(NamedTuple):
     backbone(state, network) -> {"params", "batch_stats"} of the backbone of the "target" or "online"
       network (the target falls back to the online one where there is none): what a report's
       backbone features and a linear probe read.
+    assign(state, features) -> (labels (B,), scores (B,)): the cluster of new images from their
+      `embed` features, in the numbering of `cluster`'s labels (for the training images, the
+      labels of the last E-step), with the method's confidence (cosine to the centroid, a head's
+      probability); None: the method cannot assign new images.
     """
 
     name: str
@@ -54,6 +58,7 @@ class Method(NamedTuple):
     pseudo_labels: Callable | None = None
     centroids: Callable | None = None
     backbone: Callable = backbone_variables
+    assign: Callable | None = None
 
 
 class Pair(NamedTuple):
@@ -132,7 +137,19 @@ def kmeans_method(cfg, name: str, init, train_step, embed, cluster=None) -> Meth
     keeping its labels and centres in `state.extra` ("pseudo_labels", "centroids")."""
     return Method(name, init, train_step, embed, cluster or kmeans_cluster(cfg),
                   pseudo_labels=lambda state: state.extra["pseudo_labels"],
-                  centroids=lambda state: state.extra["centroids"])
+                  centroids=lambda state: state.extra["centroids"],
+                  assign=lambda state, features: nearest_centroid(features, state.extra["centroids"]))
+
+
+def nearest_centroid(features, centroids):
+    """(labels, cosine similarity) of each row's nearest centroid: the k-means E-step's own rule."""
+    labels, distance = kmeans.assign(features, centroids)
+    return labels, 1.0 - distance
+
+
+def most_probable(probabilities):
+    """(argmax, max) of each row of a head's class probabilities."""
+    return jnp.argmax(probabilities, axis=1).astype(jnp.int32), jnp.max(probabilities, axis=1)
 
 
 def kmeans_state(num_examples: int, num_clusters: int, dim: int) -> dict:

@@ -404,10 +404,13 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         z = net.apply({"params": state.params["net"], "batch_stats": state.batch_stats}, images, train=False)
         return losses.l2_normalize(z)
 
+    def assign(state, features):
+        """The head-K prediction argmax_j x.w_j and its cosine (SeCu §4)."""
+        return most_similar(features, losses.l2_normalize(state.params["centers"][names[0]]))
+
     def cluster(state, features, key):
         del key
-        w = losses.l2_normalize(state.params["centers"][names[0]])
-        predicted = np.asarray(jnp.argmax(features @ w.T, axis=1)).astype(np.int32)
+        predicted = np.asarray(assign(state, features)[0])
         stored_labels = np.asarray(state.extra["labels"][0])
         seen = stored_labels >= 0
         info = {"stored_agreement": float(np.mean(predicted[seen] == stored_labels[seen])) if seen.any() else 0.0}
@@ -417,4 +420,10 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
             labels = predicted
         return state, labels, info
 
-    return Method("secu", init, train_step, embed, cluster)
+    return Method("secu", init, train_step, embed, cluster, assign=assign)
+
+
+def most_similar(features, centers):
+    """(argmax_j x.w_j, max_j x.w_j) of each row against the normalised centres w (K, d)."""
+    scores = features @ centers.T
+    return jnp.argmax(scores, axis=1).astype(jnp.int32), jnp.max(scores, axis=1)

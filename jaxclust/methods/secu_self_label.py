@@ -42,7 +42,7 @@ PUBLISHED = {  # SeCu Table 5 "with self-labeling" (SeCu-Size + self-labeling); 
     ("cifar10", "resnet18"): {"nmi": 0.861, "acc": 0.930, "ari": 0.857, "source": "SeCu Table 5 (with self-labeling)"},
     ("cifar20", "resnet18"): {"nmi": 0.551, "acc": 0.552, "ari": 0.397, "source": "SeCu Table 5 (with self-labeling)"},
 }
-RUN_CONFIG = "config.json"  # what jaxclust.train writes into every workdir when a run starts
+RUN_CONFIG = "config.json"  # what jaxclust.trainer writes into every workdir when a run starts
 KEY = "method.init_workdir"
 
 
@@ -131,9 +131,11 @@ def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:
         z = net.apply({"params": state.params["net"], "batch_stats": state.batch_stats}, images, train=False)
         return losses.l2_normalize(z)
 
+    def assign(state, features):
+        return secu.most_similar(features, losses.l2_normalize(state.params["centers"][name]))
+
     def cluster(state, features, key):
         del key
-        w = losses.l2_normalize(state.params["centers"][name])
-        return state, np.asarray(jnp.argmax(features @ w.T, axis=1)).astype(np.int32), {}
+        return state, np.asarray(assign(state, features)[0]), {}
 
-    return Method("secu_self_label", init, train_step, embed, cluster)
+    return Method("secu_self_label", init, train_step, embed, cluster, assign=assign)

@@ -300,25 +300,34 @@ def restore_state(run: Run, epoch: int | None = None):
 
 
 def check_compatible(run: Run, checkpointer: Checkpointer, number: int, like_state) -> None:
-    """WorkdirError unless checkpoint `number` holds a state of this run's structure (every leaf's
-    path, shape and dtype) trained on the same data set: a config that changes the state's shapes
-    (network sizes, cluster counts, queue sizes, ...) or the data cannot resume another run's
-    checkpoints. The differing leaves are named."""
+    """WorkdirError unless checkpoint `number` holds a state of this run's structure
+    (`check_compatible_structure`) trained on the same data set."""
+    check_compatible_structure(checkpointer, number, like_state)
+    where = f"{checkpointer.directory}/{number}"
+    try:
+        data = checkpointer.saved_meta(number).get("data")
+    except Exception:  # noqa: BLE001 - unreadable meta: the restore will say so, and fall back
+        return
+    if data is not None and data != run.identity["data"]:
+        raise WorkdirError(f"the checkpoint {where} was trained on {data}, this config reads {run.identity['data']}: "
+                           "use another --workdir, or the data of that run to resume it.")
+
+
+def check_compatible_structure(checkpointer: Checkpointer, number: int, like_state) -> None:
+    """WorkdirError unless checkpoint `number` holds a state of `like_state`'s structure (every leaf's
+    path, shape and dtype): a config that changes the state's shapes (network sizes, cluster counts,
+    queue sizes, ...) cannot resume or load another run's checkpoints. The differing leaves are named."""
     try:
         saved = checkpointer.saved_structure(number)
     except Exception:  # noqa: BLE001 - unreadable metadata: the restore will say so, and fall back
         return
     differences = structure_differences(saved, leaf_specs(jax.eval_shape(lambda: like_state)))
-    where = f"{checkpointer.directory}/{number}"
     if differences:
         raise WorkdirError(
-            f"the checkpoint {where} holds a state of another structure than this config's ({'; '.join(differences)}): "
-            "use another --workdir, or the config of that run (its config.json) to resume it."
+            f"the checkpoint {checkpointer.directory}/{number} holds a state of another structure than this "
+            f"config's ({'; '.join(differences)}): use another --workdir, or the config of that run (its "
+            "config.json) to resume it."
         )
-    data = checkpointer.saved_meta(number).get("data")
-    if data is not None and data != run.identity["data"]:
-        raise WorkdirError(f"the checkpoint {where} was trained on {data}, this config reads {run.identity['data']}: "
-                           "use another --workdir, or the data of that run to resume it.")
 
 
 def _restore_newest_loadable(run: Run, checkpoints: list[tuple], like_state):

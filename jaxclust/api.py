@@ -1,0 +1,143 @@
+"""The public Python API: train, load a trained run, cluster new images.
+
+    import jaxclust
+    cfg = jaxclust.get_config("propos_digits", train__epochs=20)     # configs/propos_digits.py + overrides
+    jaxclust.train(cfg, "/tmp/digits")                                # what launch/main.py runs
+    run = jaxclust.load("/tmp/digits")                                # never reads the training data
+    clusters, scores = run.predict(images)                            # uint8 (N, H, W, C) or (N, H, W)
+    features = run.embed(images)                                      # what the method clusters
+
+`run.labels` are the training images' clusters of the last E-step, in data-set order, in the numbering
+`predict` uses: predicting the training images gives them back.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxclust import methods, parallel, trainer
+from jaxclust.checkpoint import Checkpointer
+from jaxclust.config import load_config_file
+from jaxclust.data.augment import AugmentConfig, eval_batch
+
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def get_config(name: str, **overrides):
+    """The config file configs/`name`.py (or a path to any config file), with `overrides` given as
+    section__key=value (`train__epochs=20` is --config.train.epochs=20)."""
+    path = Path(name) if name.endswith(".py") else CONFIGS_DIR / f"{name}.py"
+    cfg = load_config_file(path)
+    for key, value in overrides.items():
+        *sections, leaf = key.split("__")
+        node = cfg
+        for section in sections:
+            node = node[section]
+        if leaf not in node:
+            raise KeyError(f"config has no key {'.'.join(sections + [leaf])!r}.")
+        node[leaf] = value
+    return cfg
+
+
+def train(config, workdir) -> dict:
+    """Trains `config` in `workdir` (resuming from its last checkpoint), as launch/main.py does;
+    returns the run's summary (final metrics, wall time)."""
+    return trainer.train_and_evaluate(config, workdir)
+
+
+def load(workdir, checkpoint: int | None = None) -> "TrainedRun":
+    """The trained run in `workdir` at its last checkpoint (or the epoch `checkpoint`)."""
+    return TrainedRun(workdir, checkpoint)
+
+
+class TrainedRun:
+    """A trained run, restored from its workdir without its training data.
+
+    config, method (`jaxclust.methods.common.Method`), state, epoch (of the checkpoint), metrics (the
+    records of metrics.jsonl), labels (the training images' clusters, or None where the method keeps
+    none), centroids (or None).
+    """
+
+    def __init__(self, workdir, checkpoint: int | None = None):
+        from jaxclust.evaluate.report import load_run_config
+
+        self.workdir = Path(workdir)
+        if not (self.workdir / trainer.CONFIG_FILE).exists():
+            raise FileNotFoundError(f"{str(self.workdir)!r} holds no jaxclust run (no {trainer.CONFIG_FILE}); "
+                                    "train there first or pass the workdir of a run.")
+        self.config = cfg = load_run_config(self.workdir)
+        mesh = parallel.make_mesh()
+        trainer.check_config(cfg, device_count=mesh.size)
+        checkpointer = Checkpointer(self.workdir, max_to_keep=cfg.train.checkpoints_to_keep)
+        try:
+            available = checkpointer.all_epochs()
+            if not available:
+                raise FileNotFoundError(f"{str(self.workdir)!r} has no checkpoint yet; wait for the first epoch to end.")
+            epoch = available[-1] if checkpoint is None else checkpoint
+            if epoch not in available:
+                raise FileNotFoundError(f"{str(self.workdir)!r} has no checkpoint of epoch {epoch}; it has {available}.")
+            data = checkpointer.saved_meta(epoch).get("data")
+            if data is None:
+                raise ValueError(f"the checkpoint of epoch {epoch} predates jaxclust.load (no data identity in "
+                                 "its meta); evaluate it with launch/evaluate.py.")
+            num_examples = data["num_examples"]
+            self.method = methods.build_method(cfg, num_examples, num_examples // cfg.train.batch_size)
+            self.aug, self.size = AugmentConfig.from_config(cfg.augment), cfg.data.image_size
+            self.channels = len(cfg.augment.mean)
+            sample = jnp.zeros((2, self.size, self.size, self.channels), jnp.float32)
+            replicated = parallel.replicated(mesh)
+            like = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
+                                jax.eval_shape(self.method.init, jax.random.key(0), sample))
+            trainer.check_compatible_structure(checkpointer, epoch, like)
+            self.state, _ = checkpointer.restore(epoch, like)
+        finally:
+            checkpointer.close()
+        self.epoch, self._mesh = epoch, mesh
+        metrics_path = self.workdir / trainer.METRICS_FILE
+        self.metrics = ([json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+                        if metrics_path.exists() else [])
+        self.labels = None if self.method.pseudo_labels is None else np.asarray(self.method.pseudo_labels(self.state))
+        self.centroids = None if self.method.centroids is None else np.asarray(self.method.centroids(self.state))
+        method, aug, size = self.method, self.aug, self.size
+        self._embed = jax.jit(lambda state, images: method.embed(state, eval_batch(images, aug, size)))
+
+
+    def _images(self, images) -> np.ndarray:
+        images = np.asarray(images)
+        if images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 (N, H, W[, C]) pixels, got dtype {images.dtype}.")
+        if images.ndim == 3:
+            images = images[..., None]
+        if images.ndim != 4 or len(images) == 0:
+            raise ValueError(f"images must be a non-empty uint8 array (N, H, W[, C]), got shape {images.shape}.")
+        if images.shape[-1] != self.channels:
+            from jaxclust.data.sources import set_channels
+
+            images = set_channels(images, self.channels, "the images")
+        return images
+
+    def embed(self, images, batch_size: int | None = None) -> np.ndarray:
+        """(N, D) features the method clusters (ProPos: the l2-normalised target projector output in
+        eval mode) of uint8 images, preprocessed as the run's test images (resize to data.image_size,
+        normalisation), in batches of `batch_size` (default train.embed_batch_size) split over the devices."""
+        images = self._images(images)
+        n, devices = len(images), self._mesh.size
+        chunk = -(-min(batch_size or self.config.train.embed_batch_size, n) // devices) * devices
+        sharded, out = parallel.batch_sharded(self._mesh), []
+        for start in range(0, n, chunk):
+            rows = np.minimum(np.arange(start, start + chunk), n - 1)  # the last chunk padded: one shape
+            out.append(np.asarray(self._embed(self.state, parallel.put_global(images[rows], sharded))))
+        return np.concatenate(out)[:n]
+
+    def predict(self, images, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(clusters (N,) int32, scores (N,)) of uint8 images: each image's cluster in the numbering
+        of `labels`, by the method's own rule (nearest centroid, a head's argmax), and its confidence
+        (cosine to the centroid, the head's probability)."""
+        if self.method.assign is None:
+            raise ValueError(f"method {self.config.method.name!r} cannot assign new images.")
+        labels, scores = self.method.assign(self.state, jnp.asarray(self.embed(images, batch_size)))
+        return np.asarray(labels), np.asarray(scores)
