@@ -106,6 +106,26 @@ class TrainedRun:
         self._embed = jax.jit(lambda state, images: method.embed(state, eval_batch(images, aug, size)))
 
 
+    def read_images(self, path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        """(images uint8, labels or None, names) of a folder of images (class sub-folders give labels,
+        as `data.source=folder`; names are the file paths) or of an npz file (`images`, optional
+        `labels`; names are the indices), read as the run read its training images: resized on load
+        to its data.load_size (or data.image_size), with its data.channels."""
+        from jaxclust.data import sources
+
+        path = Path(path)
+        if path.suffix == ".npz":
+            bank = sources.load_npz(str(path))
+            return bank.images, bank.labels, [str(i) for i in range(bank.num_examples)]
+        if not path.is_dir():
+            raise FileNotFoundError(f"{str(path)!r} is neither a folder of images nor an .npz file.")
+        data_cfg = self.config.data.copy_and_resolve_references()
+        data_cfg.source, data_cfg.path, data_cfg.split, data_cfg.name = "folder", str(path), "", path.name
+        files, labels, _, gray = sources.folder_index(data_cfg)
+        size = data_cfg.load_size or data_cfg.image_size
+        images, kept = sources.decode_all(files, size, gray, data_cfg.name, data_cfg.skip_unreadable)
+        return images, None if labels is None else labels[kept], [files[i] for i in np.flatnonzero(kept)]
+
     def _images(self, images) -> np.ndarray:
         images = np.asarray(images)
         if images.dtype != np.uint8:

@@ -1,8 +1,14 @@
 """The public API: a trained run loads from its workdir alone; predicting the training images gives
 back the last E-step's labels exactly, and `embed` is the E-step's features; bad input gets one sentence."""
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 import jaxclust
 from jaxclust import trainer
@@ -58,3 +64,58 @@ def test_bad_input_is_one_sentence(trained, tmp_path):
         run.predict(np.zeros((2, 8, 8), np.float32))
     with pytest.raises(ValueError, match="non-empty"):
         run.predict(np.zeros((0, 8, 8), np.uint8))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def predict_command(*args):
+    return subprocess.run([sys.executable, str(ROOT / "launch" / "predict.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_predict_command_on_an_npz_gives_the_training_labels(trained, tmp_path):
+    _, workdir, summary = trained
+    digits = load_digits()
+    np.savez(tmp_path / "digits.npz", images=digits.images[..., 0], labels=digits.labels)
+    done = predict_command(f"--workdir={workdir}", f"--images={tmp_path / 'digits.npz'}", f"--out={tmp_path / 'out'}",
+                           "--embeddings")
+    assert done.returncode == 0, done.stderr
+    rows = read_csv(tmp_path / "out" / "assignments.csv")
+    run = jaxclust.load(workdir)
+    np.testing.assert_array_equal([int(r["cluster"]) for r in rows], run.labels)
+    assert [int(r["class"]) for r in rows] == digits.labels.tolist() and rows[5]["file"] == "5"
+    assert np.load(tmp_path / "out" / "embeddings.npy").shape == (len(rows), 16)
+    import json
+
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert written["nmi"] == summary["nmi"] and sum(written["cluster_sizes"]) == len(rows)  # the E-step's own score
+    again = predict_command(f"--workdir={workdir}", f"--images={tmp_path / 'digits.npz'}", f"--out={tmp_path / 'out'}")
+    assert again.returncode == 2 and "already holds assignments.csv" in again.stderr  # nothing overwritten
+
+
+def test_predict_command_on_a_folder_names_the_files(trained, tmp_path):
+    _, workdir, _ = trained
+    digits = load_digits()
+    folder = tmp_path / "images"
+    for c in ("a", "b"):
+        (folder / c).mkdir(parents=True)
+    picks = list(range(12))
+    for i in picks:
+        Image.fromarray(digits.images[i, ..., 0]).save(folder / ("a" if i < 6 else "b") / f"img{i:02d}.png")
+    done = predict_command(f"--workdir={workdir}", f"--images={folder}", f"--out={tmp_path / 'out'}")
+    assert done.returncode == 0, done.stderr
+    rows = read_csv(tmp_path / "out" / "assignments.csv")
+    assert [Path(r["file"]).name for r in rows] == [f"img{i:02d}.png" for i in picks]
+    assert [int(r["class"]) for r in rows] == [0] * 6 + [1] * 6
+    clusters, _ = jaxclust.load(workdir).predict(digits.images[picks])  # PNG is lossless, 8x8 as trained: exact
+    assert [int(r["cluster"]) for r in rows] == clusters.tolist()
+    (tmp_path / "empty").mkdir()
+    bad = predict_command(f"--workdir={workdir}", f"--images={tmp_path / 'empty'}", f"--out={tmp_path / 'out2'}")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "has no images" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

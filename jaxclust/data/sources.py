@@ -200,7 +200,7 @@ def _is_gray_file(path) -> bool:
         return True
 
 
-def _decode_all(sources, size: int, gray: bool, name: str, skip_unreadable: bool = False):
+def decode_all(sources, size: int, gray: bool, name: str, skip_unreadable: bool = False):
     """Decodes and resizes many images on a thread pool (PIL releases the GIL) into one array.
 
     An unreadable image is a DataError naming it; with `skip_unreadable` it is left out instead and
@@ -300,7 +300,7 @@ def load_folder(data_cfg) -> ImageBank:
     PIL bicubic, as the official test transform does."""
     files, labels, names, gray = folder_index(data_cfg)
     size = data_cfg.get("load_size", 0) or data_cfg.image_size
-    images, kept = _decode_all(files, size, gray, data_cfg.name, data_cfg.skip_unreadable)
+    images, kept = decode_all(files, size, gray, data_cfg.name, data_cfg.skip_unreadable)
     labels = labels[kept] if labels is not None else None
     return ImageBank(images=images, labels=labels, class_names=names, name=data_cfg.name)
 
@@ -496,7 +496,7 @@ def load_imagenet(data_cfg) -> ImageBank:
                         "has no image of the subset's classes; check that the data set is complete.")
     size = data_cfg.get("load_size", 0) or data_cfg.image_size
     gray = data_cfg.get("channels", 0) == 1
-    images, _ = _decode_all(blobs, size, gray, data_cfg.name)  # tfds records: unreadable is a real fault
+    images, _ = decode_all(blobs, size, gray, data_cfg.name)  # tfds records: unreadable is a real fault
     return ImageBank(images=images, labels=np.asarray(labels, np.int32), class_names=names,
                      name=data_cfg.name)
 
