@@ -25,6 +25,7 @@ def run_dir(tmp_path_factory):
 
 def small_report_config():
     r = default_config()
+    r.labels = "kmeans"  # the report's own k-means (the default is the run's labels: test below)
     r.kmeans_restarts = 2
     r.tsne_points = 200
     r.tsne_threads = 1
@@ -135,3 +136,15 @@ def test_command_line_error_is_one_sentence(tmp_path):
     )
     assert proc.returncode == 2
     assert "config.json does not exist" in proc.stderr and "--config=configs/X.py" in proc.stderr
+
+
+def test_report_reads_the_runs_own_labels_by_default(run_dir, tmp_path):
+    """The default report holds the run's last E-step labels: the numbering of jaxclust.load."""
+    import jaxclust
+
+    r = default_config()
+    r.figures, r.linear_eval, r.knn_queries = False, False, 100
+    report = evaluate(run_dir, rcfg=r, output=tmp_path)
+    assignments = np.load(tmp_path / "assignments.npz")
+    assert report["clustering"]["labels_from"] == "run" and str(assignments["labels_from"]) == "run"
+    np.testing.assert_array_equal(assignments["cluster"], jaxclust.load(run_dir).labels)

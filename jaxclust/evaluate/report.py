@@ -7,7 +7,8 @@ Steps: rebuild the run's pieces (`jaxclust.trainer.Run`: data, method, compiled 
 restore the checkpoint (or import a PyTorch one, `jaxclust.convert`); embed the whole data set with
 the network the method clusters with (eval mode, no augmentation); cluster it with spherical k-means
 and `kmeans_restarts` restarts (or the method's own E-step); score; draw; write
-WORKDIR/report/report.json, the PNG figures and assignments.npz (the cluster of every image).
+WORKDIR/report/report.json, the PNG figures and assignments.npz (the cluster of every image and
+`labels_from`: by default the run's own assignments, the numbering of metrics.jsonl and launch/predict.py).
 """
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ def default_config() -> ml_collections.ConfigDict:
     """What the report computes; every key is a flag of launch/evaluate.py (--report.key=VALUE)."""
     c = ml_collections.ConfigDict()
     c.features = "embed"  # embed: what the method clusters (ProPos: l2-normalised target projector) | backbone
-    c.labels = "kmeans"  # kmeans: spherical k-means with kmeans_restarts restarts | method: the method's own E-step
+    # run: the run's own assignments (its last E-step's labels, the numbering of metrics.jsonl,
+    # jaxclust.load and launch/predict.py; a PyTorch checkpoint has none: k-means then) | kmeans:
+    # spherical k-means with kmeans_restarts restarts | method: the method's E-step run again
+    c.labels = "run"
     c.kmeans_restarts = 10
     c.num_clusters = 0  # 0: the run's cluster.num_clusters
     c.seed = 0
@@ -83,10 +87,11 @@ def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
 def _validate(rcfg, has_labels: bool) -> None:
     if rcfg.features not in ("embed", "backbone"):
         raise ValueError(f"report.features must be 'embed' or 'backbone'; got {rcfg.features!r}.")
-    if rcfg.labels not in ("kmeans", "method"):
-        raise ValueError(f"report.labels must be 'kmeans' or 'method'; got {rcfg.labels!r}.")
-    if rcfg.labels == "method" and rcfg.features != "embed":
-        raise ValueError("report.labels=method clusters the method's own features; use report.features=embed.")
+    if rcfg.labels not in ("run", "kmeans", "method"):
+        raise ValueError(f"report.labels must be 'run', 'kmeans' or 'method'; got {rcfg.labels!r}.")
+    if rcfg.labels in ("run", "method") and rcfg.features != "embed":
+        raise ValueError(f"report.labels={rcfg.labels} assigns the method's own features; use report.features=embed "
+                         "(or report.labels=kmeans).")
     if rcfg.kmeans_restarts < 1:
         raise ValueError(f"report.kmeans_restarts must be >= 1, got {rcfg.kmeans_restarts}.")
     if rcfg.linear_eval:
@@ -350,7 +355,18 @@ def evaluate(workdir, cfg=None, rcfg=None, checkpoint: int | None = None, torch_
     log(f"features {tuple(feats.shape)} in {time.time() - t0:.1f}s")
 
     t0 = time.time()
-    if rcfg.labels == "kmeans":
+    labels_from = rcfg.labels
+    if labels_from == "run" and (torch_checkpoint or run.method.assign is None):
+        log("no assignments of the run to read (an imported PyTorch model, or a method without them): k-means")
+        labels_from = "kmeans"
+    if labels_from == "run":
+        log("the run's own assignments (nearest of its E-step's centroids / its heads)")
+        labels, _ = run.method.assign(state, feats)
+        labels = parallel.to_host(labels)
+        centers = None if run.method.centroids is None else parallel.to_host(run.method.centroids(state))
+        clustering = {"labels_from": "run"}
+        k = max(k, int(labels.max()) + 1)
+    elif labels_from == "kmeans":
         log(f"spherical k-means, K = {k}, {rcfg.kmeans_restarts} restarts")
         labels, centers, inertias = _kmeans(feats, k, rcfg.kmeans_restarts, rcfg.seed, cfg.kmeans)
         clustering = {"labels_from": "kmeans", "kmeans_restarts": rcfg.kmeans_restarts,
@@ -398,7 +414,8 @@ def evaluate(workdir, cfg=None, rcfg=None, checkpoint: int | None = None, torch_
 
     if parallel.is_main_process():
         out.mkdir(parents=True, exist_ok=True)
-        np.savez(out / "assignments.npz", cluster=labels, **({} if centers is None else {"centers": centers}))
+        np.savez(out / "assignments.npz", cluster=labels, labels_from=clustering["labels_from"],
+                 **({} if centers is None else {"centers": centers}))
         if rcfg.figures:
             records = _read_metrics(workdir) if not torch_checkpoint else []
             report["figures"] = _figures(out, run, rcfg, feats_np, labels, k, records, report)
