@@ -148,3 +148,13 @@ def test_report_reads_the_runs_own_labels_by_default(run_dir, tmp_path):
     assignments = np.load(tmp_path / "assignments.npz")
     assert report["clustering"]["labels_from"] == "run" and str(assignments["labels_from"]) == "run"
     np.testing.assert_array_equal(assignments["cluster"], jaxclust.load(run_dir).labels)
+
+
+def test_config_of_a_run_saved_before_the_cluster_section(run_dir, tmp_path):
+    """kmeans.num_clusters / kmeans.every of an older config.json are read as cluster.*, not dropped."""
+    saved = json.loads((run_dir / "config.json").read_text())
+    saved["kmeans"].update(num_clusters=7, every=3)
+    del saved["cluster"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    cfg = load_run_config(tmp_path)
+    assert (cfg.cluster.num_clusters, cfg.cluster.every) == (7, 3) and "num_clusters" not in cfg.kmeans

@@ -80,6 +80,9 @@ def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
 
     # keys added to jaxclust after the run started take their defaults
     saved = tuples(json.loads(path.read_text()))
+    for key in ("num_clusters", "every"):  # runs saved before these moved from kmeans.* to cluster.*
+        if key in saved.get("kmeans", {}):
+            saved.setdefault("cluster", {})[key] = saved["kmeans"].pop(key)
     defaults = methods.default_config(saved["method"]["name"]).to_dict()
     return ml_collections.ConfigDict(merge(defaults, saved))
 
