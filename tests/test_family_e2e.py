@@ -78,3 +78,18 @@ def test_secu_self_label_stage_starts_from_the_secu_run(finished_run, tmp_path):
     # before any fine-tuning step its head-K predictions are the SeCu run's final ones
     assert first["nmi"] == pytest.approx(summary["nmi"], abs=1e-9) and first["acc"] == pytest.approx(summary["acc"])
     assert again["epoch"] == 2
+
+
+def test_predict_reproduces_the_last_e_step(finished_run):
+    """jaxclust.load(W).predict on the training images gives the last E-step's labels: scored, the same
+    NMI/ACC as the run's final record, by each method's own rule (SeCu's head-K centres, C2BIN's head,
+    HaDis' k-means centroids)."""
+    import jaxclust
+    from jaxclust.data.sources import load_digits
+    from jaxclust.metrics import cluster_metrics
+
+    method, workdir, summary = finished_run
+    digits = load_digits()
+    clusters, _ = jaxclust.load(workdir).predict(digits.images)
+    scores = cluster_metrics(digits.labels, clusters)
+    assert (scores["nmi"], scores["acc"]) == (pytest.approx(summary["nmi"], abs=1e-12), pytest.approx(summary["acc"], abs=1e-12))
