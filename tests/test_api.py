@@ -119,3 +119,22 @@ def test_predict_command_on_a_folder_names_the_files(trained, tmp_path):
     bad = predict_command(f"--workdir={workdir}", f"--images={tmp_path / 'empty'}", f"--out={tmp_path / 'out2'}")
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "has no images" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_images_of_another_channel_count_and_size_are_brought_to_the_run(trained, tmp_path):
+    """RGB copies of the grey digits are read as RGB and turned grey with PIL's luma, which maps
+    (v, v, v) to v exactly: the same clusters as the originals. Images of another size are resized on
+    load to the run's input size."""
+    _, workdir, _ = trained
+    run = jaxclust.load(workdir)
+    grey = load_digits().images[:20]
+    rgb, large = tmp_path / "rgb", tmp_path / "large"
+    rgb.mkdir(), large.mkdir()
+    for i, image in enumerate(grey[..., 0]):
+        Image.fromarray(np.repeat(image[..., None], 3, axis=-1)).save(rgb / f"{i:02d}.png")
+        Image.fromarray(np.kron(image, np.ones((3, 3), np.uint8))).save(large / f"{i:02d}.png")  # 24x24
+    images, labels, names = run.read_images(rgb)
+    assert images.shape == (20, 8, 8, 3) and labels is None and len(names) == 20
+    np.testing.assert_array_equal(run.predict(images)[0], run.predict(grey)[0])
+    images, _, _ = run.read_images(large)
+    assert images.shape == (20, 8, 8, 1) and run.predict(images)[0].shape == (20,)
