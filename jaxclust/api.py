@@ -23,6 +23,7 @@ from jaxclust import methods, parallel, trainer
 from jaxclust.checkpoint import Checkpointer
 from jaxclust.config import load_config_file
 from jaxclust.data.augment import AugmentConfig, eval_batch
+from jaxclust.data.feeder import embed_chunk
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -74,12 +75,7 @@ class TrainedRun:
         trainer.check_config(cfg, device_count=mesh.size)
         checkpointer = Checkpointer(self.workdir, max_to_keep=cfg.train.checkpoints_to_keep)
         try:
-            available = checkpointer.all_epochs()
-            if not available:
-                raise FileNotFoundError(f"{str(self.workdir)!r} has no checkpoint yet; wait for the first epoch to end.")
-            epoch = available[-1] if checkpoint is None else checkpoint
-            if epoch not in available:
-                raise FileNotFoundError(f"{str(self.workdir)!r} has no checkpoint of epoch {epoch}; it has {available}.")
+            epoch = checkpointer.choose_epoch(checkpoint)
             data = checkpointer.saved_meta(epoch).get("data")
             if data is None:
                 raise ValueError(f"the checkpoint of epoch {epoch} predates jaxclust.load (no data identity in "
@@ -146,7 +142,7 @@ class TrainedRun:
         normalisation), in batches of `batch_size` (default train.embed_batch_size) split over the devices."""
         images = self._images(images)
         n, devices = len(images), self._mesh.size
-        chunk = -(-min(batch_size or self.config.train.embed_batch_size, n) // devices) * devices
+        chunk = embed_chunk(batch_size or self.config.train.embed_batch_size, n, devices)
         sharded, out = parallel.batch_sharded(self._mesh), []
         for start in range(0, n, chunk):
             rows = np.minimum(np.arange(start, start + chunk), n - 1)  # the last chunk padded: one shape
@@ -157,7 +153,11 @@ class TrainedRun:
         """(clusters (N,) int32, scores (N,)) of uint8 images: each image's cluster in the numbering
         of `labels`, by the method's own rule (nearest centroid, a head's argmax), and its confidence
         (cosine to the centroid, the head's probability)."""
+        return self.assign(self.embed(images, batch_size))
+
+    def assign(self, features) -> tuple[np.ndarray, np.ndarray]:
+        """`predict` of images whose `embed` features are already at hand."""
         if self.method.assign is None:
             raise ValueError(f"method {self.config.method.name!r} cannot assign new images.")
-        labels, scores = self.method.assign(self.state, jnp.asarray(self.embed(images, batch_size)))
+        labels, scores = self.method.assign(self.state, jnp.asarray(features))
         return np.asarray(labels), np.asarray(scores)

@@ -39,6 +39,16 @@ class Checkpointer:
     def all_epochs(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
+    def choose_epoch(self, epoch: int | None = None) -> int:
+        """`epoch`, or the last one saved; FileNotFoundError, in one sentence, when there is none."""
+        available = self.all_epochs()
+        if not available:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}; train there first.")
+        epoch = available[-1] if epoch is None else epoch
+        if epoch not in available:
+            raise FileNotFoundError(f"{self.directory} has no checkpoint of epoch {epoch}; it has {available} available.")
+        return epoch
+
     def save(self, epoch: int, state, meta: dict) -> None:
         self._manager.save(
             epoch,

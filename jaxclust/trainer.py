@@ -29,7 +29,7 @@ from jaxclust.checkpoint import Checkpointer, leaf_specs, structure_differences
 from jaxclust.config import ConfigError, choose, validate_config, validate_data
 from jaxclust.data import augment
 from jaxclust.data.augment import AugmentConfig, augment_batch, eval_batch, view_configs
-from jaxclust.data.feeder import epoch_batches, make_feeder  # noqa: F401 (epoch_batches: public here too)
+from jaxclust.data.feeder import embed_chunk, make_feeder
 from jaxclust.evaluate.tensorboard import DIRNAME as TENSORBOARD_DIR, EventWriter
 
 METRICS_FILE = "metrics.jsonl"
@@ -213,7 +213,7 @@ class Run:
         feeder = feeder or self.feeder
         embed = embed or self.embed
         n = feeder.source.num_examples
-        chunk = -(-min(self.cfg.train.embed_batch_size, n) // self.mesh.size) * self.mesh.size  # even split
+        chunk = embed_chunk(self.cfg.train.embed_batch_size, n, self.mesh.size)
         feats, ids = [], []
         for images, rows in feeder.eval_batches(chunk):
             feats.append(embed(state, images))
@@ -286,12 +286,7 @@ def restore_state(run: Run, epoch: int | None = None):
     """(state, meta) of the checkpoint of `epoch` (default: the last) in `run.workdir`."""
     checkpointer = Checkpointer(run.workdir, max_to_keep=run.cfg.train.checkpoints_to_keep)
     try:
-        available = checkpointer.all_epochs()
-        if not available:
-            raise FileNotFoundError(f"no checkpoint in {run.workdir / 'checkpoints'}; train there first.")
-        epoch = available[-1] if epoch is None else epoch
-        if epoch not in available:
-            raise FileNotFoundError(f"no checkpoint of epoch {epoch} in {run.workdir}; available: {available}.")
+        epoch = checkpointer.choose_epoch(epoch)
         like = run.init_state()
         check_compatible(run, checkpointer, epoch, like)
         return checkpointer.restore(epoch, like)

@@ -29,7 +29,6 @@ OUTPUTS = ("assignments.csv", "summary.json", "embeddings.npy")
 
 def predict(workdir, images_path, out: Path, checkpoint=None, embeddings=False, batch_size=None, overwrite=False):
     """What the command does; returns the summary dict."""
-    import jax.numpy as jnp
     import numpy as np
 
     import jaxclust
@@ -41,9 +40,7 @@ def predict(workdir, images_path, out: Path, checkpoint=None, embeddings=False, 
     run = jaxclust.load(workdir, checkpoint)
     images, labels, names = run.read_images(images_path)
     features = run.embed(images, batch_size)
-    if run.method.assign is None:
-        raise ValueError(f"method {run.config.method.name!r} cannot assign new images.")
-    clusters, scores = (np.asarray(a) for a in run.method.assign(run.state, jnp.asarray(features)))
+    clusters, scores = run.assign(features)
     k = run.config.cluster.num_clusters
     summary = {"workdir": str(workdir), "checkpoint_epoch": run.epoch, "images": str(images_path),
                "num_images": len(images), "cluster_sizes": np.bincount(clusters, minlength=k).tolist()}

@@ -2,7 +2,7 @@
 import jax
 import numpy as np
 
-from jaxclust.trainer import epoch_batches
+from jaxclust.data.feeder import epoch_batches
 
 
 def test_plain_epoch_is_a_permutation():

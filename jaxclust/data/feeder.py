@@ -35,6 +35,12 @@ def epoch_batches(key: jax.Array, epoch: int, num_examples: int, batch_size: int
     return np.asarray(order).reshape(steps, batch_size)
 
 
+def embed_chunk(batch_size: int, num_examples: int, devices: int) -> int:
+    """Images per embedding call: `batch_size` (at most the data set), rounded up to split evenly over
+    the devices; every call has this shape (the last one padded), so one compiled function serves."""
+    return -(-min(batch_size, num_examples) // devices) * devices
+
+
 class BankFeeder:
     """An in-memory data set (`jaxclust.data.sources.ImageBank`), replicated on every device on first
     use: any device gathers any batch without communication. Batches are drawn by `epoch_batches`."""
