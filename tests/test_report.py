@@ -82,14 +82,6 @@ def test_tensorboard_events_mirror_metrics(run_dir):
     assert tensorboard.read_scalars(run_dir / tensorboard.DIRNAME) == scalars
 
 
-def test_crc32c_and_event_framing(tmp_path):
-    assert tensorboard.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
-    writer = tensorboard.EventWriter(tmp_path)
-    writer.write({"epoch": 3, "step": 30, "nmi": 0.5, "loss": None, "flag": True})
-    writer.close()
-    assert tensorboard.read_scalars(tmp_path) == {"clustering/nmi": [(3, 0.5)]}
-
-
 def test_knn_and_matched_confusion():
     rng = np.random.default_rng(0)
     centers = np.eye(4, 8) * 10

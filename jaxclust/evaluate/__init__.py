@@ -9,5 +9,5 @@ Modules (imported lazily, so the training loop does not pull in matplotlib or sc
   figures.py      the report's PNG figures (matplotlib)
   report.py       the command behind launch/evaluate.py: restore or import a network, embed,
                   cluster, score, plot, write WORKDIR/report/report.json
-  tensorboard.py  a dependency-free TensorBoard event-file writer and reader for metrics.jsonl
+  tensorboard.py  metrics.jsonl as TensorBoard event files (tensorboardX), and their reader
 """
