@@ -8,7 +8,7 @@ granularities {250, 500, 1000}, 4,096 negative prototypes drawn with replacement
 output (as ProPos' PSL); the E-step clusters the target projector features.
 """
 
-from jaxclust.config import sibling
+from jaxclust.config import follow, sibling
 from jaxclust.methods import pcl
 
 
@@ -23,6 +23,6 @@ def with_pcl(c):
     for key in ("ema_momentum", "ema_increase", "forward"):
         if key in byol_section:
             c.method[key] = byol_section[key]  # the BYOL run's own values
-    c.method.proto_warmup_epochs = c.optim.warmup_epochs  # ProPos gates cls_loss by its lr warm-up (50)
+    c.method.proto_warmup_epochs = follow(c.optim, "warmup_epochs")  # ProPos gates cls_loss by its lr warm-up (50)
     c.cluster.every = 1  # PCL: an E-step every epoch (ProPos json reassign 1)
     return c

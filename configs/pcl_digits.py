@@ -12,7 +12,7 @@ PCL runs. PCL's own 0.2 (--config.method.temperature=0.2) reaches NMI 0.98 aroun
 then degrades to about 0.8 as InfoNCE spreads the digits of one class apart; 1.0 ends at 0.94.
 """
 
-from jaxclust.config import sibling
+from jaxclust.config import follow, sibling
 from jaxclust.methods import pcl
 
 
@@ -25,6 +25,6 @@ def get_config():
     c.method.num_clusters = (25, 50, 100)
     c.method.negatives = "all"
     c.method.num_negatives = 100  # unused with "all": every candidate is a negative
-    c.method.proto_warmup_epochs = c.optim.warmup_epochs  # propos_digits' warm-up (PSL starts there too)
+    c.method.proto_warmup_epochs = follow(c.optim, "warmup_epochs")  # propos_digits' warm-up (PSL starts there too)
     c.cluster.every = 1  # official: an E-step every epoch
     return c

@@ -6,6 +6,7 @@
     run = jaxclust.load("/tmp/digits")                                # never reads the training data
     clusters, scores = run.predict(images)                            # uint8 (N, H, W, C) or (N, H, W)
     features = run.embed(images)                                      # what the method clusters
+    images, labels, names = run.read_images("photos/")                # a folder, a list of files, an npz
 
 `run.labels` are the training images' clusters of the last E-step, in data-set order, in the numbering
 `predict` uses: predicting the training images gives them back.
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import jax
@@ -20,10 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxclust import methods, parallel, trainer
-from jaxclust.checkpoint import Checkpointer
+from jaxclust.checkpoint import Checkpointer, restore_readable
 from jaxclust.config import load_config_file
 from jaxclust.data.augment import AugmentConfig, eval_batch
 from jaxclust.data.feeder import embed_chunk
+from jaxclust.workdir import load_run_config
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -44,10 +47,11 @@ def get_config(name: str, **overrides):
     return cfg
 
 
-def train(config, workdir) -> dict:
+def train(config, workdir, accept_config_change: bool = False) -> dict:
     """Trains `config` in `workdir` (resuming from its last checkpoint), as launch/main.py does;
-    returns the run's summary (final metrics, wall time)."""
-    return trainer.train_and_evaluate(config, workdir)
+    returns the run's summary (final metrics, wall time). A resume whose config changes what the
+    run computes is refused unless `accept_config_change` (then recorded in config_history.jsonl)."""
+    return trainer.train_and_evaluate(config, workdir, accept_config_change)
 
 
 def load(workdir, checkpoint: int | None = None) -> "TrainedRun":
@@ -59,13 +63,12 @@ class TrainedRun:
     """A trained run, restored from its workdir without its training data.
 
     config, method (`jaxclust.methods.common.Method`), state, epoch (of the checkpoint), metrics (the
-    records of metrics.jsonl), labels (the training images' clusters, or None where the method keeps
-    none), centroids (or None).
+    records of metrics.jsonl), labels (the training images' clusters of the last E-step before the
+    checkpoint; None only for checkpoints of methods without pseudo-labels saved before they were kept),
+    centroids (or None).
     """
 
     def __init__(self, workdir, checkpoint: int | None = None):
-        from jaxclust.evaluate.report import load_run_config
-
         self.workdir = Path(workdir)
         if not (self.workdir / trainer.CONFIG_FILE).exists():
             raise FileNotFoundError(f"{str(self.workdir)!r} holds no jaxclust run (no {trainer.CONFIG_FILE}); "
@@ -76,7 +79,12 @@ class TrainedRun:
         checkpointer = Checkpointer(self.workdir, max_to_keep=cfg.train.checkpoints_to_keep)
         try:
             epoch = checkpointer.choose_epoch(checkpoint)
-            data = checkpointer.saved_meta(epoch).get("data")
+            try:
+                data = checkpointer.saved_meta(epoch).get("data")
+            except Exception as error:  # noqa: BLE001 - a damaged meta file
+                raise FileNotFoundError(f"{checkpointer.directory}: the checkpoint of epoch {epoch} cannot be read "
+                                        f"({type(error).__name__}); choose another with jaxclust.load(workdir, "
+                                        f"checkpoint=EPOCH) (saved: {checkpointer.all_epochs()}).") from error
             if data is None:
                 raise ValueError(f"the checkpoint of epoch {epoch} predates jaxclust.load (no data identity in "
                                  "its meta); evaluate it with launch/evaluate.py.")
@@ -88,15 +96,18 @@ class TrainedRun:
             replicated = parallel.replicated(mesh)
             like = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
                                 jax.eval_shape(self.method.init, jax.random.key(0), sample))
-            trainer.check_compatible_structure(checkpointer, epoch, like)
-            self.state, _ = checkpointer.restore(epoch, like)
+            _, epoch, self.state, _, labels = restore_readable(
+                checkpointer, checkpoint, like, "jaxclust.load(workdir, checkpoint=EPOCH)",
+                lambda c, n: trainer.check_compatible_structure(c, n, like), lambda m: warnings.warn(m, stacklevel=3))
         finally:
             checkpointer.close()
         self.epoch, self._mesh = epoch, mesh
         metrics_path = self.workdir / trainer.METRICS_FILE
         self.metrics = ([json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
                         if metrics_path.exists() else [])
-        self.labels = None if self.method.pseudo_labels is None else np.asarray(self.method.pseudo_labels(self.state))
+        if labels is None and self.method.pseudo_labels is not None:  # a checkpoint saved before labels were kept
+            labels = np.asarray(self.method.pseudo_labels(self.state))
+        self.labels = labels
         self.centroids = None if self.method.centroids is None else np.asarray(self.method.centroids(self.state))
         method, aug, size = self.method, self.aug, self.size
         self._embed = jax.jit(lambda state, images: method.embed(state, eval_batch(images, aug, size)))
@@ -104,21 +115,33 @@ class TrainedRun:
 
     def read_images(self, path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
         """(images uint8, labels or None, names) of a folder of images (class sub-folders give labels,
-        as `data.source=folder`; names are the file paths) or of an npz file (`images`, optional
-        `labels`; names are the indices), read as the run read its training images: resized on load
-        to its data.load_size (or data.image_size), with its data.channels."""
+        as `data.source=folder`; names are the file paths), of a list of image files (names: the
+        paths), or of an npz file (`images`, optional `labels`; names are the indices), read as the run
+        read its training images: resized on load to its data.load_size (or data.image_size), with its
+        data.channels. Files that cannot be read stop it, naming the file (or are left out with
+        data.skip_unreadable)."""
         from jaxclust.data import sources
 
+        data_cfg = self.config.data.copy_and_resolve_references()
+        size = data_cfg.load_size or data_cfg.image_size
+        if isinstance(path, (list, tuple)):
+            files = [str(f) for f in path]
+            if not files:
+                raise ValueError("read_images was given an empty list of files.")
+            missing = [f for f in files if not Path(f).is_file()]
+            if missing:
+                raise FileNotFoundError(f"{len(missing)} of the {len(files)} files do not exist, e.g. {missing[0]!r}.")
+            gray = sources.is_grey_set(files, data_cfg.channels)
+            images, kept = sources.decode_all(files, size, gray, "the files", data_cfg.skip_unreadable)
+            return images, None, [files[i] for i in np.flatnonzero(kept)]
         path = Path(path)
         if path.suffix == ".npz":
             bank = sources.load_npz(str(path))
             return bank.images, bank.labels, [str(i) for i in range(bank.num_examples)]
         if not path.is_dir():
             raise FileNotFoundError(f"{str(path)!r} is neither a folder of images nor an .npz file.")
-        data_cfg = self.config.data.copy_and_resolve_references()
         data_cfg.source, data_cfg.path, data_cfg.split, data_cfg.name = "folder", str(path), "", path.name
         files, labels, _, gray = sources.folder_index(data_cfg)
-        size = data_cfg.load_size or data_cfg.image_size
         images, kept = sources.decode_all(files, size, gray, data_cfg.name, data_cfg.skip_unreadable)
         return images, None if labels is None else labels[kept], [files[i] for i in np.flatnonzero(kept)]
 

@@ -8,7 +8,11 @@ raises a ConfigError naming the config key that gave the workdir.
 """
 from __future__ import annotations
 
+import logging
+import sys
+import time
 from pathlib import Path
+from traceback import format_exception
 
 import jax
 import numpy as np
@@ -20,7 +24,8 @@ DIRECTORY = "checkpoints"  # Checkpointer's default: the epoch checkpoints
 
 
 class Checkpointer:
-    """Saves `state` plus a JSON `meta` dict under WORKDIR/<directory>/<number>; keeps the newest few.
+    """Saves `state` plus a JSON `meta` dict (and the E-step's `labels`, when given) under
+    WORKDIR/<directory>/<number>; keeps the newest few.
 
     The number is the epoch (`checkpoints/`) or the global step (`step_checkpoints/`). orbax writes
     each one to a temporary directory and renames it when complete, so one that a kill cut short is
@@ -30,7 +35,8 @@ class Checkpointer:
     def __init__(self, workdir: str | Path, max_to_keep: int = 2, directory: str = DIRECTORY):
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
         self.directory = Path(workdir).absolute() / directory
-        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler(),
+                    "labels": ocp.StandardCheckpointHandler()}
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
     def latest_epoch(self) -> int | None:
@@ -49,11 +55,13 @@ class Checkpointer:
             raise FileNotFoundError(f"{self.directory} has no checkpoint of epoch {epoch}; it has {available} available.")
         return epoch
 
-    def save(self, epoch: int, state, meta: dict) -> None:
-        self._manager.save(
-            epoch,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-        )
+    def save(self, epoch: int, state, meta: dict, labels: np.ndarray | None = None) -> None:
+        """`labels`: the last E-step's cluster of every image, kept with the state they came from (the
+        state of SeCu or C2BIN does not hold them), for `jaxclust.load(...).labels`."""
+        items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
+        if labels is not None:
+            items["labels"] = ocp.args.StandardSave({"labels": np.asarray(labels, np.int32)})
+        self._manager.save(epoch, args=ocp.args.Composite(**items))
 
     def restore(self, epoch: int, like_state):
         """(state, meta) of `epoch`; arrays get the shardings and dtypes of `like_state`."""
@@ -68,6 +76,30 @@ class Checkpointer:
         """The JSON meta saved with `epoch`, without loading its state."""
         return self._manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
+    def set_aside(self, number: int) -> Path:
+        """Renames the checkpoint `number` (one that cannot be read) to unreadable_<number>, out of orbax's
+        listing, so that a new checkpoint of that number can be written; returns its new path."""
+        self._manager.wait_until_finished()
+        target = self.directory / f"unreadable_{number}"
+        suffix = 1
+        while target.exists():
+            target, suffix = self.directory / f"unreadable_{number}_{suffix}", suffix + 1
+        if jax.process_index() == 0:  # one process renames; the others wait for it (a shared file system)
+            (self.directory / str(number)).rename(target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"set aside checkpoint {number}")
+        self._manager.reload()
+        return target
+
+    def saved_labels(self, epoch: int) -> np.ndarray | None:
+        """The E-step labels saved with `epoch`, or None when it has none (saved before they were kept)."""
+        if not (self.directory / str(epoch) / "labels").is_dir():
+            return None
+        restored = self._manager.restore(epoch, args=ocp.args.Composite(labels=ocp.args.StandardRestore()))
+        return np.asarray(restored.labels["labels"])
+
     def saved_structure(self, epoch: int) -> dict[str, tuple]:
         """`leaf_specs` of the state saved as `epoch`, read from its metadata (no array is loaded)."""
         return leaf_specs(self._manager.item_metadata(epoch)["state"].tree)
@@ -75,6 +107,96 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def restore_first_readable(candidates, like_state, warn, check=None):
+    """(checkpointer, number, state, meta, labels) of the first of `candidates` ([(checkpointer,
+    number)], in the order to try) whose checkpoint reads into `like_state`'s structure, or None when
+    none does. `check(checkpointer, number)` runs before each read (its errors stop the search); each
+    checkpoint that cannot be read (orbax lists only complete ones: damaged after it was written) is
+    named by `warn(message)` and skipped."""
+    hook = _quiet_abandoned_reads()
+    for checkpointer, number in candidates:
+        if check is not None:
+            check(checkpointer, number)
+        try:
+            state, meta = checkpointer.restore(number, like_state)
+            return checkpointer, number, state, meta, checkpointer.saved_labels(number)
+        except Exception as error:  # noqa: BLE001 - any unreadable checkpoint: the caller decides what next
+            _let_abandoned_reads_settle(hook)
+            first_line = (str(error).strip().splitlines() or [""])[0].split(". See full")[0][:160]
+            warn(f"warning: the checkpoint {checkpointer.directory.name}/{number} cannot be read "
+                 f"({type(error).__name__}: {first_line}).")
+    return None
+
+
+def restore_readable(checkpointer: Checkpointer, epoch: int | None, like_state, how_to_choose: str, check, warn):
+    """(checkpointer, epoch, state, meta, labels) of the checkpoint of `epoch`, or with None of the newest
+    that can be read (`restore_first_readable`); FileNotFoundError in one sentence, which names
+    `how_to_choose` (e.g. "--checkpoint=EPOCH"), when there is none or it cannot be read."""
+    available = checkpointer.all_epochs()
+    epochs = [checkpointer.choose_epoch(epoch)] if epoch is not None else available[::-1]
+    if not epochs:
+        checkpointer.choose_epoch(None)  # raises: no checkpoint
+    found = restore_first_readable([(checkpointer, e) for e in epochs], like_state, warn, check)
+    if found is None:
+        what = f"the checkpoint of epoch {epoch} cannot" if epoch is not None else "none of its checkpoints can"
+        raise FileNotFoundError(f"{checkpointer.directory}: {what} be read (damaged); choose another with "
+                                f"{how_to_choose} (saved: {available}).")
+    if epoch is None and found[1] != epochs[0]:
+        warn(f"warning: using the checkpoint of epoch {found[1]}, the newest that can be read; choose one with {how_to_choose}.")
+    return found
+
+
+def _quiet_abandoned_reads():
+    """When a restore fails, orbax closes its event loop while the other arrays' reads are still in
+    flight; each one then reports, as it completes or is collected, a `RuntimeError: Event loop is
+    closed` or its own read error (hundreds of lines around the one useful warning). Those reads'
+    results are not wanted: drop exactly these reports from the two hooks and the asyncio log they
+    come through (any other report goes on as before), and return the hook, whose `last` is when it
+    last dropped one."""
+    if getattr(sys.excepthook, "quiets_abandoned_reads", False):
+        return sys.excepthook
+    previous_except, previous_unraisable = sys.excepthook, sys.unraisablehook
+
+    def abandoned(kind, value, obj=None) -> bool:
+        closed_loop = kind is RuntimeError and str(value) == "Event loop is closed"
+        return closed_loop or getattr(obj, "__name__", None) == ABANDONED_READ
+
+    def hook(kind, value, traceback):
+        if abandoned(kind, value):
+            hook.last = time.time()
+            return
+        previous_except(kind, value, traceback)
+
+    def unraisable(report):
+        if abandoned(report.exc_type, report.exc_value, report.object):
+            hook.last = time.time()
+            return
+        previous_unraisable(report)
+
+    def log_filter(record) -> bool:  # asyncio's "Task exception was never retrieved" of an abandoned read
+        text = record.getMessage() + ("".join(format_exception(*record.exc_info)) if record.exc_info else "")
+        if "never retrieved" in text and any(name in text for name in (ABANDONED_READ, "async_deserialize")):
+            hook.last = time.time()
+            return False
+        return True
+
+    hook.quiets_abandoned_reads, hook.last = True, 0.0
+    sys.excepthook, sys.unraisablehook = hook, unraisable
+    logging.getLogger("asyncio").addFilter(log_filter)
+    return hook
+
+
+ABANDONED_READ = "_read_array_index_and_device_put"  # orbax's coroutine reading one array of a restore
+
+
+def _let_abandoned_reads_settle(hook, quiet: float = 0.25, limit: float = 3.0) -> None:
+    """Waits until the reads a failed restore abandoned have stopped reporting (`quiet` seconds without
+    one, at most `limit`), so none reports after the process has started to exit, past the hook."""
+    start = hook.last = time.time()
+    while time.time() - hook.last < quiet and time.time() - start < limit:
+        time.sleep(0.05)
 
 
 def leaf_specs(tree) -> dict[str, tuple]:

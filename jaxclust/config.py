@@ -10,7 +10,10 @@ otherwise. The one gate that runs every check, the method's and the augmentation
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
+import math
+import traceback
 from pathlib import Path
 from types import ModuleType
 
@@ -26,12 +29,15 @@ def base_config() -> ml_collections.ConfigDict:
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
-    c.data.source = "digits"  # digits | npz | folder | tfds (jaxclust/data/sources.py)
-    c.data.name = "digits"  # tfds: cifar10 | cifar20 | cifar100 | stl10 | imagenet2012 | imagenet50/100/200
-    c.data.path = ""  # npz file, folder, or tfds data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets)
+    c.data.source = "digits"  # digits | npz | folder | idx | tfds (jaxclust/data/sources.py)
+    # tfds: cifar10 | cifar20 | cifar100 | stl10 | imagenet2012 | imagenet50/100/200 | mnist | fashion_mnist | kmnist
+    c.data.name = "digits"
+    # npz file, folder, folder of MNIST-format files (idx), or tfds data dir ('' = $TFDS_DATA_DIR or
+    # ~/tensorflow_datasets)
+    c.data.path = ""
     c.data.image_size = 32  # side of the images fed to the network
-    # '' = the paper's split (CIFAR, STL-10: train+test; ImageNet: train; folder: the folder itself);
-    # else '+'-joined tfds splits ('train') or, for folder, sub-folders ('train+val')
+    # '' = the paper's split (CIFAR, STL-10, MNIST-like, idx: train+test; ImageNet: train; folder: the folder
+    # itself); else '+'-joined tfds splits ('train'), idx splits ('train', 'test') or folder sub-folders ('train+val')
     c.data.split = ""
     c.data.load_size = 0  # side images are stored at; 0 = image_size (folder, ImageNet) or native (tfds)
     c.data.channels = 0  # 0 keep as stored | 1 grey (PIL luma) | 3 grey repeated to RGB
@@ -116,6 +122,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.batch_size = 512  # global batch; official 128 per GPU x 4 GPUs
     c.train.embed_batch_size = 512
     c.train.log_every_epochs = 1
+    c.train.progress_seconds = 30.0  # a progress line within an epoch at most this often (0: none)
     c.train.checkpoint_every_epochs = 1
     c.train.checkpoints_to_keep = 2
     # Also a checkpoint every N global steps (0 = off), for long epochs on pre-emptible machines; a
@@ -149,28 +156,50 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+def _failure(path: Path, error: Exception) -> ConfigError:
+    """One sentence for an exception raised while running the config file `path`, with its line there."""
+    if isinstance(error, SyntaxError):
+        return ConfigError(f"config file {str(path)!r} has a syntax error at line {error.lineno}: {error.msg}.")
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+    where = f" at line {frames[-1].lineno}" if frames else ""
+    message = " ".join(str(error).split()).rstrip(".") or "(no message)"
+    return ConfigError(f"config file {str(path)!r} raised {type(error).__name__}{where}: {message}.")
+
+
 def _load_file(path) -> ModuleType:
     """The Python file at `path` run as a module of its own (not imported: nothing in sys.modules)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} not found.")
+        cwd = "" if path.is_absolute() else f" (relative to the current directory: {Path.cwd() / path})"
+        raise ConfigError(f"config file {str(path)!r} not found{cwd}.")
     spec = importlib.util.spec_from_file_location(path.stem, path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"{str(path)!r} is not a Python (.py) file.")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ConfigError:  # a sibling config file's, naming that file
+        raise
+    except Exception as error:
+        raise _failure(path, error) from error
     return module
 
 
 def load_config_file(path, function: str = "get_config"):
     """Loads the config file at `path` by path, as config_flags does, and returns its `get_config()`
     (a ConfigDict). `function` names another entry point of such a file, e.g. a sweep file's
-    "get_sweep". ConfigError if the file does not exist or does not define `function`."""
+    "get_sweep". ConfigError, in one sentence, if the file does not exist, does not define `function`,
+    or raises while it runs (a syntax error included)."""
     module = _load_file(path)
     entry = getattr(module, function, None)
     if not callable(entry):
         raise ConfigError(f"{str(path)!r} defines no {function}().")
-    return entry()
+    try:
+        return entry()
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise _failure(Path(path), error) from error
 
 
 def sibling(config_file: str, name: str) -> ModuleType:
@@ -180,18 +209,57 @@ def sibling(config_file: str, name: str) -> ModuleType:
     return _load_file(Path(config_file).with_name(f"{name}.py"))
 
 
-def _positive(cfg, *keys):
+def follow(section, key: str):
+    """A value that follows `section[key]` until it is set itself: a config file derives one key from
+    another with `c.method.proto_warmup_epochs = follow(c.optim, "warmup_epochs")`, so that
+    --config.optim.warmup_epochs=N moves both while --config.method.proto_warmup_epochs=M moves that
+    key alone (a bare `get_ref` would tie the two both ways)."""
+    return ml_collections.FieldReference(section.get_ref(key))
+
+
+def _get(cfg, key: str):
+    """The value at the dotted path `key` ('train.epochs', 'augment.view2.blur_prob')."""
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def positive(cfg, *keys) -> None:
+    """ConfigError unless every key is a positive integer: sizes, counts, epochs."""
     for key in keys:
-        section, name = key.split(".")
-        value = cfg[section][name]
+        value = _get(cfg, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{key} must be a positive integer, got {value!r}.")
 
 
+def count(cfg, key: str, zero: str) -> None:
+    """ConfigError unless cfg[key] is 0 (which means `zero`, e.g. 'off') or a positive integer."""
+    value = _get(cfg, key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{key} must be 0 ({zero}) or a positive integer, got {value!r}.")
+
+
+def in_range(cfg, key: str, low: float, high: float = math.inf, *, open_low=False, open_high=False) -> None:
+    """ConfigError unless cfg[key] is a number from `low` to `high`, each end included unless open:
+    probabilities and fractions [0, 1], momenta [0, 1), temperatures (0, inf)."""
+    value = _get(cfg, key)
+    fits = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        (low < value if open_low else low <= value) and (value < high if open_high else value <= high))
+    if not fits:
+        allowed = (f"{'>' if open_low else '>='} {low}" if high == math.inf else
+                   f"in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}")
+        raise ConfigError(f"{key} must be a number {allowed}, got {value!r}.")
+
+
+def nonnegative(cfg, *keys) -> None:
+    """ConfigError unless every key is a number >= 0: loss weights, noise levels, tolerances."""
+    for key in keys:
+        in_range(cfg, key, 0)
+
+
 def choose(cfg, key, allowed):
     """ConfigError unless cfg[key] (a 'section.name' path) is one of `allowed`."""
-    section, name = key.split(".")
-    value = cfg[section][name]
+    value = _get(cfg, key)
     if value not in allowed:
         raise ConfigError(f"{key} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
 
@@ -204,19 +272,54 @@ def downsampling(model) -> int:
     return stem * 8  # then three stride-2 stages
 
 
+def _check_epoch_counts(cfg) -> None:
+    """ConfigError, with the flags that fix it, when train.epochs is too short for the config's epoch
+    counts: the `*_epochs` keys of the optim and method sections (warm-ups, SeCu's frozen epochs). A
+    method's must fit in train.epochs, optim.warmup_epochs in what optim.frozen_epochs leaves (with an
+    epoch to spare for the cosine of optim.schedule='warmup_cosine_to_end'). The flags set each key
+    that does not fit to a quarter of its room (frozen epochs to 0), on a copy of the config, so that a
+    key that follows a fixed one (`follow`) needs no flag of its own."""
+    epochs, trial = cfg.train.epochs, copy.deepcopy(cfg)
+    too_long, flags = [], []
+
+    def fit(section, key, room, spare=0):
+        value = trial[section][key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= room - spare:
+            return  # fits, or is no number (which the section's own check tells)
+        too_long.append(f"{section}.{key} ({value})")
+        trial[section][key] = 0 if key == "frozen_epochs" else room // 4
+        flags.append(f"--config.{section}.{key}={trial[section][key]}")
+
+    optim = trial.optim
+    if "frozen_epochs" in optim:
+        fit("optim", "frozen_epochs", epochs, spare=1)
+    frozen = optim.get("frozen_epochs", 0)
+    room = epochs - frozen if isinstance(frozen, int) else epochs
+    cosine = int(optim.get("schedule") == "warmup_cosine_to_end")  # an epoch of cosine after the warm-up
+    for section, limit, spare in (("optim", room, cosine), ("method", epochs, 0)):
+        for key in trial.get(section, {}):
+            if key.endswith("_epochs") and key != "frozen_epochs":
+                fit(section, key, limit, spare)
+    if flags:
+        raise ConfigError(f"train.epochs ({epochs}) is too short for {', '.join(too_long)}; for a run this short "
+                          f"add {' '.join(flags)}.")
+
+
 def validate_config(cfg, device_count: int = 1) -> None:
     """Raises ConfigError for a value of the general sections that cannot work (the method's section,
     the backbone's name, the augmentation and the optimiser are checked by their own modules; all
     together by `jaxclust.trainer.check_config`)."""
-    _positive(cfg, "train.epochs", "train.batch_size", "train.embed_batch_size", "data.image_size",
+    positive(cfg, "train.epochs", "train.batch_size", "train.embed_batch_size", "data.image_size",
               "cluster.every", "kmeans.n_init", "kmeans.max_iter", "kmeans.chunk_size",
               "train.log_every_epochs", "train.checkpoint_every_epochs", "train.checkpoints_to_keep")
-    every_steps = cfg.train.checkpoint_every_steps
-    if not isinstance(every_steps, int) or isinstance(every_steps, bool) or every_steps < 0:
-        raise ConfigError(f"train.checkpoint_every_steps must be 0 (off) or a positive integer, got {every_steps!r}.")
-    trials = cfg.kmeans.n_local_trials
-    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 0:
-        raise ConfigError(f"kmeans.n_local_trials must be 0 (official 2 + int(log K)) or a positive integer, got {trials!r}.")
+    _check_epoch_counts(cfg)
+    count(cfg, "train.checkpoint_every_steps", "off")
+    count(cfg, "kmeans.n_local_trials", "official 2 + int(log K)")
+    nonnegative(cfg, "kmeans.tol", "train.progress_seconds")
+    positive(cfg, "model.width", "model.projector_hidden", "model.projector_dim", "model.predictor_hidden")
+    widths = cfg.model.convnet_widths
+    if not widths or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths):
+        raise ConfigError(f"model.convnet_widths must be positive integers, one per stage, got {widths!r}.")
     choose(cfg, "kmeans.restarts_over_devices", ("auto", "always", "never"))
     k, batch = cfg.cluster.num_clusters, cfg.train.batch_size
     groups = cfg.model.bn_groups
@@ -239,13 +342,21 @@ def validate_config(cfg, device_count: int = 1) -> None:
             f">= {factor}{hint}."
         )
     choose(cfg, "eval.acc_rule", ("hungarian", "official"))
-    choose(cfg, "data.source", ("digits", "npz", "folder", "tfds"))
+    choose(cfg, "data.source", ("digits", "npz", "folder", "idx", "tfds"))
+    if cfg.data.source == "idx":
+        if not cfg.data.path:
+            raise ConfigError("data.source='idx' reads the MNIST-format files (train-images-idx3-ubyte, ...) in the "
+                              "folder data.path; set --config.data.path=DIR.")
+        for key, split in (("data.split", cfg.data.split), ("eval.split", cfg.eval.split)):
+            parts = split.split("+") if split else []
+            if any(p not in ("train", "test") for p in parts) or len(set(parts)) != len(parts):
+                raise ConfigError(f"{key} of data.source='idx' must be 'train', 'test' or 'train+test', got {split!r}.")
     if cfg.data.streaming and cfg.train.resample:
         raise ConfigError("train.resample draws from the whole data set, which data.streaming=True "
                           "does not hold; set --config.train.resample=False.")
     choose(cfg, "data.channels", (0, 1, 3))
-    if cfg.eval.split and cfg.data.source not in ("tfds", "folder"):
-        raise ConfigError(f"eval.split reads another split of a tfds or folder data set, not of data.source="
+    if cfg.eval.split and cfg.data.source not in ("tfds", "folder", "idx"):
+        raise ConfigError(f"eval.split reads another split of a tfds, folder or idx data set, not of data.source="
                           f"{cfg.data.source!r}; set --config.eval.split=''.")
     if not 0.0 < cfg.data.imbalance_ratio <= 1.0:
         raise ConfigError(f"data.imbalance_ratio must lie in (0, 1] (1 = balanced), got {cfg.data.imbalance_ratio!r}.")

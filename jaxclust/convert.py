@@ -31,7 +31,6 @@ downsample_bn; heads -> fc1, bn1, fc2.
 """
 from __future__ import annotations
 
-import pickle
 import re
 
 import jax
@@ -59,11 +58,14 @@ def load_torch_state_dict(path: str) -> dict[str, np.ndarray]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ConversionError(f"no PyTorch checkpoint at {path!r}.") from None
-    except pickle.UnpicklingError:  # weights_only refuses arbitrary Python objects
-        raise ConversionError(
-            f"{path!r} holds Python objects besides tensors, so it is not loaded; if you trust it, re-save "
-            "its state dict: torch.save(torch.load(path, weights_only=False)['byol'], 'byol.pth')."
-        ) from None
+    except Exception as error:  # a foreign or truncated file fails anywhere in torch's reader (IndexError, ...)
+        if "Unsupported global" in str(error):  # weights_only refuses arbitrary Python objects
+            raise ConversionError(
+                f"{path!r} holds Python objects besides tensors, so it is not loaded; if you trust it, re-save "
+                "its state dict: torch.save(torch.load(path, weights_only=False)['byol'], 'byol.pth')."
+            ) from None
+        raise ConversionError(f"{path!r} is not a PyTorch checkpoint that torch.load can read "
+                              f"({type(error).__name__}).") from None
     return state_dict_to_numpy(obj)
 
 
@@ -82,6 +84,9 @@ def state_dict_to_numpy(obj) -> dict[str, np.ndarray]:
             value = value.detach().cpu().numpy()
         if isinstance(value, np.ndarray):
             out[re.sub(r"^(module\.)+", "", key)] = value
+    if not out:
+        raise ConversionError(f"the checkpoint holds no tensors (a dict of {', '.join(map(repr, list(obj)[:5]))}); "
+                              "expected a state dict of the network.")
     return out
 
 

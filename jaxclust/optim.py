@@ -272,8 +272,10 @@ def check(optim_cfg, epochs) -> None:
                           f"got {scaling!r}.")
     momentum = float(_cfg_get(optim_cfg, "momentum", required=True))
     weight_decay = float(_cfg_get(optim_cfg, "weight_decay", required=True))
-    if momentum < 0 or weight_decay < 0:
-        raise ConfigError(f"optim.momentum and optim.weight_decay must be non-negative, got {momentum} and {weight_decay}.")
+    if not 0 <= momentum < 1:  # 1 or more: the velocity never decays (Adam: its bias correction divides by 0)
+        raise ConfigError(f"optim.momentum (SGD's momentum, Adam's beta1) must lie in [0, 1), got {momentum}.")
+    if weight_decay < 0:
+        raise ConfigError(f"optim.weight_decay must be >= 0, got {weight_decay}.")
     if _cfg_get(optim_cfg, "nesterov", False) and momentum <= 0:
         raise ConfigError("optim.nesterov needs optim.momentum > 0, as in torch.optim.SGD.")
     eta_min = float(_cfg_get(optim_cfg, "eta_min", 0.0))

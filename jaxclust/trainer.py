@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import time
 from contextlib import closing
 from pathlib import Path
@@ -25,22 +23,16 @@ import ml_collections
 import numpy as np
 
 from jaxclust import kmeans, methods, metrics, models, optim, parallel
-from jaxclust.checkpoint import Checkpointer, leaf_specs, structure_differences
+from jaxclust.checkpoint import (Checkpointer, leaf_specs, restore_first_readable, restore_readable,
+                                 structure_differences)
 from jaxclust.config import ConfigError, choose, validate_config, validate_data
 from jaxclust.data import augment
 from jaxclust.data.augment import AugmentConfig, augment_batch, eval_batch, view_configs
 from jaxclust.data.feeder import embed_chunk, make_feeder
 from jaxclust.evaluate.tensorboard import DIRNAME as TENSORBOARD_DIR, EventWriter
-
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
-CONFIG_FILE = "config.json"
-STEP_CHECKPOINTS = "step_checkpoints"  # train.checkpoint_every_steps: mid-epoch checkpoints
-MIN_FREE_BYTES = 200 * 2**20
-
-
-class WorkdirError(RuntimeError):
-    """The workdir cannot be used: not writable, nearly full, or holding a different run."""
+from jaxclust.progress import StepProgress
+from jaxclust.workdir import (CONFIG_FILE, METRICS_FILE, STEP_CHECKPOINTS, SUMMARY_FILE, WorkdirError,  # noqa: F401
+                              check_resume_config, check_workdir, record_config)
 
 
 def log(message: str) -> None:
@@ -48,17 +40,18 @@ def log(message: str) -> None:
         print(message, flush=True)
 
 
-def train_and_evaluate(cfg, workdir: str | Path) -> dict:
-    """Trains `cfg` in `workdir`, resuming from its last checkpoint; returns the summary dict."""
+def train_and_evaluate(cfg, workdir: str | Path, accept_config_change: bool = False) -> dict:
+    """Trains `cfg` in `workdir`, resuming from its last checkpoint; returns the summary dict. A resume
+    with a config that changes what the run computes is refused unless `accept_config_change`
+    (`jaxclust.workdir`)."""
     start_time = time.time()
     workdir = Path(workdir)
-    run = Run(cfg, workdir)  # checks the config, loads the data, builds the method; nothing compiled yet
     check_workdir(workdir)
+    changes = check_resume_config(cfg, workdir, accept_config_change)
+    run = Run(cfg, workdir)  # checks the config, loads the data, builds the method; nothing compiled yet
     workdir.mkdir(parents=True, exist_ok=True)
     metrics_path = workdir / METRICS_FILE
     main = parallel.is_main_process()
-    if main and not (workdir / CONFIG_FILE).exists():  # the run's config, for launch/evaluate.py
-        (workdir / CONFIG_FILE).write_text(cfg.to_json_best_effort(indent=2) + "\n")
     epochs, every, data = cfg.train.epochs, cfg.cluster.every, run.dataset
     log(
         f"jaxclust: {cfg.method.name} on {data.name} ({data.num_examples} images "
@@ -72,39 +65,50 @@ def train_and_evaluate(cfg, workdir: str | Path) -> dict:
         step_checkpointer = None
         if cfg.train.checkpoint_every_steps or (workdir / STEP_CHECKPOINTS).is_dir():
             step_checkpointer = stack.enter_context(closing(Checkpointer(workdir, 1, STEP_CHECKPOINTS)))
-        state, records, start_epoch, elapsed, done = _resume(run, checkpointer, step_checkpointer)
-        if main:
+        state, labels, records, start_epoch, elapsed, done = _resume(run, checkpointer, step_checkpointer)
+        if changes:
+            log("config changed on resume: " + "; ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
+                + " (recorded in config_history.jsonl)")
+        if main:  # the config the run goes on with, for launch/evaluate.py and jaxclust.load
+            record_config(cfg, workdir, changes, start_epoch if changes else None)
             _write_records(metrics_path, records)
             events = stack.enter_context(closing(EventWriter.rewrite(workdir / TENSORBOARD_DIR, records)))
         elapsed -= time.time()  # wall time counts across resumes
+        progress = StepProgress(log, run.steps_per_epoch, epochs * run.steps_per_epoch, cfg.train.batch_size,
+                                cfg.train.progress_seconds)
 
         for epoch in range(start_epoch + 1, epochs + 1):
             t0 = time.time()
 
             def save_steps(state, done, epoch=epoch):
                 meta = {"epoch": epoch - 1, **done, "wall_seconds": elapsed + time.time(), **run.identity}
-                step_checkpointer.save(int(state.step), state, meta)
+                step_checkpointer.save(int(state.step), state, meta, labels)
 
-            state, train_stats = run.train_epoch(state, epoch - 1, done, save_steps if step_checkpointer else None)
+            state, train_stats = run.train_epoch(state, epoch - 1, done, save_steps if step_checkpointer else None,
+                                                 progress)
             done = None
             is_last = epoch == epochs
+            record = {"epoch": epoch, "step": int(state.step)}  # one per epoch; E-step scores where one ran
             if epoch % every == 0 or is_last:
-                state, record = run.e_step(state, epoch)
-                record.update(train_stats)
-                records.append(record)
-                if main:
-                    with metrics_path.open("a") as f:
-                        f.write(json.dumps(record) + "\n")
-                    events.write(record)
+                state, labels, e_record = run.e_step(state, epoch)
+                record.update(e_record)
+            record.update(train_stats)
+            records.append(record)
+            if main:
+                with metrics_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                events.write(record)
             if epoch % cfg.train.log_every_epochs == 0 or is_last or epoch == start_epoch + 1:
-                scores = _format(records[-1]) if records[-1]["epoch"] == epoch else ""
+                e_step = f" (E-step {record['e_step_seconds']:.2f}s)" if "e_step_seconds" in record else ""
+                left = progress.run_left(int(state.step))
                 log(
                     f"epoch {epoch}/{epochs} | step {int(state.step)} | loss {train_stats['loss']:.4f} "
-                    f"| lr {train_stats['lr']:.4g} | {time.time() - t0:.1f}s | {scores}"
+                    f"| lr {train_stats['lr']:.4g} | {time.time() - t0:.1f}s{e_step} | {_format(record)}"
+                    + (f" | run ends in about {left}" if left and not is_last else "")
                 )
             if epoch % cfg.train.checkpoint_every_epochs == 0 or is_last:
                 meta = {"epoch": epoch, "wall_seconds": elapsed + time.time(), **run.identity}
-                checkpointer.save(epoch, state, meta)
+                checkpointer.save(epoch, state, meta, labels)
 
     final = records[-1]
     summary = {
@@ -224,7 +228,8 @@ class Run:
         return jnp.zeros((n, feats.shape[-1]), feats.dtype).at[ids].set(feats, mode="drop")  # padding: id n
 
     def e_step(self, state, epoch: int):
-        """The method's E-step over the whole data set; then a metrics record of its labels."""
+        """The method's E-step over the whole data set -> (state, its labels (N,) on the host, a metrics
+        record of them)."""
         t0 = time.time()
         feats = self.embed_all(state)
         state, labels, info = self.method.cluster(state, feats, jax.random.fold_in(self.cluster_key, epoch))
@@ -244,52 +249,76 @@ class Run:
             **info,
             e_step_seconds=round(time.time() - t0, 3),
         )
-        return state, record
+        return state, labels, record
 
-    def train_epoch(self, state, epoch: int, done: dict | None = None, save_steps=None):
-        """One epoch of training steps (0-based `epoch`) -> (state, {loss: epoch mean, lr: last}).
+    def train_epoch(self, state, epoch: int, done: dict | None = None, save_steps=None, progress=None):
+        """One epoch of training steps (0-based `epoch`) -> (state, {every metric of the method's step:
+        its epoch mean (the loss and each of its terms); the schedules' values (lr, ...): the last}).
 
-        `done` ({"step_in_epoch", "losses", "lr"}, from a mid-epoch checkpoint) skips the steps already
+        `done` ({"step_in_epoch", "terms", "lr"}, from a mid-epoch checkpoint) skips the steps already
         taken: the epoch's batch order and step keys are pure functions of (seed, epoch, step).
-        `save_steps(state, done)` is called every `train.checkpoint_every_steps` global steps.
+        `save_steps(state, done)` is called every `train.checkpoint_every_steps` global steps, and
+        `progress.step(...)` (a `jaxclust.progress.StepProgress`) after each step.
         """
-        done = done or {"step_in_epoch": 0, "losses": [], "lr": None}
+        done = _done_so_far(done)
         first, steps, every = done["step_in_epoch"], self.steps_per_epoch, self.cfg.train.checkpoint_every_steps
         balance_by = parallel.to_host(self.method.pseudo_labels(state)) if self.cfg.train.resample else None
         history = []
 
         def so_far(step_in_epoch):
-            """The epoch's losses up to here (one host sync), checked finite: no checkpoint of a broken state."""
-            fetched = jax.device_get(history)
-            losses = done["losses"] + [float(h["loss"]) for h in fetched]
-            bad = np.flatnonzero(~np.isfinite(losses))
-            if bad.size:
-                terms = {k: float(v) for k, v in fetched[bad[0] - done["step_in_epoch"]].items() if k.endswith("loss")}
+            """The epoch's metrics up to here (one host sync), the loss checked finite: no checkpoint of a
+            broken state."""
+            fetched = [{k: float(v) for k, v in h.items()} for h in jax.device_get(history)]
+            terms = {k: done["terms"].get(k, []) + [h[k] for h in fetched]
+                     for k in (fetched[0] if fetched else done["terms"]) if k not in SCHEDULE_METRICS}
+            bad = np.flatnonzero(~np.isfinite(terms["loss"])) if "loss" in terms else []
+            if len(bad):
+                at = fetched[bad[0] - done["step_in_epoch"]]
                 raise FloatingPointError(
-                    f"non-finite loss at epoch {epoch + 1}, step {epoch * steps + bad[0] + 1}: {terms}; "
-                    "the last good checkpoint is kept."
+                    f"non-finite loss at epoch {epoch + 1}, step {epoch * steps + bad[0] + 1}: "
+                    f"{ {k: v for k, v in at.items() if k.endswith('loss')} }; the last good checkpoint is kept."
                 )
-            lr = float(fetched[-1]["lr"]) if fetched else done["lr"]
-            return {"step_in_epoch": step_in_epoch, "losses": losses, "lr": lr}
+            last = fetched[-1] if fetched else done
+            return {"step_in_epoch": step_in_epoch, "terms": terms,
+                    **{k: last[k] for k in SCHEDULE_METRICS if last.get(k) is not None}}
 
+        if progress is not None:
+            progress.before_first()
         for i, (images, indices) in enumerate(self.feeder.train_batches(epoch, first, balance_by), start=first):
             global_step = epoch * steps + i
             state, m = self.step(state, images, indices, jax.random.fold_in(self.train_key, global_step))
             history.append(m)
+            if progress is not None:
+                progress.step(epoch + 1, self.cfg.train.epochs, i + 1, global_step + 1, m["loss"])
             if save_steps is not None and every and (global_step + 1) % every == 0:
                 save_steps(state, so_far(i + 1))
         result = so_far(steps)
-        return state, {"loss": float(np.mean(np.asarray(result["losses"], np.float32))), "lr": result["lr"]}
+        means = {k: float(np.mean(np.asarray(v, np.float32))) for k, v in result["terms"].items()}
+        return state, {**means, **{k: result[k] for k in SCHEDULE_METRICS if k in result}}
+
+
+SCHEDULE_METRICS = ("lr", "ema_momentum")  # a step's schedule values: an epoch reports its last, not a mean
+
+
+def _done_so_far(done: dict | None) -> dict:
+    """The steps of an epoch a mid-epoch checkpoint had taken; {"losses": [...]} of older checkpoints
+    reads as the total loss's terms."""
+    if not done:
+        return {"step_in_epoch": 0, "terms": {}}
+    if "terms" not in done:
+        done = {**done, "terms": {"loss": done.get("losses", [])}}
+    return done
 
 
 def restore_state(run: Run, epoch: int | None = None):
-    """(state, meta) of the checkpoint of `epoch` (default: the last) in `run.workdir`."""
+    """(state, meta) of the checkpoint of `epoch` in `run.workdir`; by default of the newest one that
+    can be read (each newer one that cannot is named in a warning)."""
     checkpointer = Checkpointer(run.workdir, max_to_keep=run.cfg.train.checkpoints_to_keep)
     try:
-        epoch = checkpointer.choose_epoch(epoch)
         like = run.init_state()
-        check_compatible(run, checkpointer, epoch, like)
-        return checkpointer.restore(epoch, like)
+        _, _, state, meta, _ = restore_readable(checkpointer, epoch, like, "--checkpoint=EPOCH",
+                                                lambda c, n: check_compatible(run, c, n, like), log)
+        return state, meta
     finally:
         checkpointer.close()
 
@@ -325,25 +354,9 @@ def check_compatible_structure(checkpointer: Checkpointer, number: int, like_sta
         )
 
 
-def _restore_newest_loadable(run: Run, checkpoints: list[tuple], like_state):
-    """(state, meta) of the newest checkpoint that loads, or (like_state, None) when there is none.
-
-    `checkpoints` is [(checkpointer, number, position)]; position orders them across the epoch and
-    the step checkpoints. A checkpoint of another run (`check_compatible`) stops the run; one that
-    cannot be read (orbax only lists complete checkpoints; damaged afterwards) is skipped with a warning."""
-    for checkpointer, number, _ in sorted(checkpoints, key=lambda c: c[2], reverse=True):
-        check_compatible(run, checkpointer, number, like_state)
-        try:
-            return checkpointer.restore(number, like_state)
-        except Exception as error:  # noqa: BLE001 - any unreadable checkpoint falls back to an older one
-            log(f"warning: the checkpoint {checkpointer.directory.name}/{number} cannot be read "
-                f"({type(error).__name__}: {str(error)[:200]}); trying an older one.")
-    return like_state, None
-
-
 def _resume(run: Run, checkpointer: Checkpointer, step_checkpointer: Checkpointer | None):
-    """(state, records, epochs done, wall seconds so far, steps done of the next epoch or None) from the
-    newest loadable checkpoint; from scratch, the initial state after its E-step."""
+    """(state, last E-step labels, records, epochs done, wall seconds so far, steps done of the next
+    epoch or None) from the newest loadable checkpoint; from scratch, the initial state after its E-step."""
     workdir, epochs, steps = run.workdir, run.cfg.train.epochs, run.steps_per_epoch
     # Position of a checkpoint in the run, (epochs complete, steps into the next epoch): epoch e's
     # checkpoint follows its E-step, so it comes after the step checkpoint of e's last step.
@@ -351,25 +364,33 @@ def _resume(run: Run, checkpointer: Checkpointer, step_checkpointer: Checkpointe
     if step_checkpointer is not None:
         candidates += [(step_checkpointer, g, ((g - 1) // steps, g - (g - 1) // steps * steps))
                        for g in step_checkpointer.all_epochs()]
-    state = run.init_state()
-    state, meta = _restore_newest_loadable(run, candidates, state)
+    state, meta, labels = run.init_state(), None, None
+    if candidates:  # newest first; one of another run stops the run, an unreadable one is skipped
+        candidates = [(c, n) for c, n, _ in sorted(candidates, key=lambda c: c[2], reverse=True)]
+        found = restore_first_readable(candidates, state, log, lambda c, n: check_compatible(run, c, n, state))
+        if found is None:  # a fresh start would overwrite the run's metrics.jsonl: the user decides
+            raise WorkdirError(f"none of the {len(candidates)} checkpoints in {str(workdir)!r} can be read; move "
+                               "them away (or the whole workdir) to start afresh, or use another --workdir.")
+        used, number, state, meta, labels = found
+        for c, n in candidates[:candidates.index((used, number))]:  # newer, unreadable: make room for new ones
+            log(f"set the unreadable checkpoint {c.directory.name}/{n} aside as {c.set_aside(n).name}")
     done = None  # steps of a partly trained epoch, from a step checkpoint
     if meta is not None:
         start_epoch, elapsed = meta["epoch"], meta["wall_seconds"]
         records = _read_records(run.workdir / METRICS_FILE, start_epoch)
         if "step_in_epoch" in meta:
-            done = {k: meta[k] for k in ("step_in_epoch", "losses", "lr")}
+            done = {k: meta[k] for k in ("step_in_epoch", "terms", "losses", *SCHEDULE_METRICS) if k in meta}
             log(f"resumed from the checkpoint of step {int(state.step)} (epoch {start_epoch + 1}, "
                 f"step {done['step_in_epoch']} of {steps}) in {workdir}")
         else:
             log(f"resumed from the checkpoint of epoch {start_epoch} in {workdir}")
     else:
         start_epoch, elapsed = 0, 0.0
-        state, record = run.e_step(state, 0)  # official: k-means on the random network before epoch 1
+        state, labels, record = run.e_step(state, 0)  # official: k-means on the random network before epoch 1
         record["loss"] = None
         records = [record]
         log(f"epoch 0/{epochs} | E-step on the initial network | {_format(record)}")  # k-means or own labels
-    return state, records, start_epoch, elapsed, done
+    return state, labels, records, start_epoch, elapsed, done
 
 
 def _read_records(path: Path, up_to_epoch: int) -> list[dict]:
@@ -390,30 +411,15 @@ def _format(record: dict) -> str:
     return " ".join(f"{k} {record[k]:.4f}" for k in keys if k in record)
 
 
-
-
-def check_workdir(workdir: Path) -> None:
-    """Fails early, with one sentence, if `workdir` cannot hold a run; writes nothing in it. (Whether
-    its checkpoints belong to this config is `check_compatible`'s question, asked before any restore.)"""
-    target = workdir
-    while not target.exists():  # the nearest existing ancestor decides writability and free space
-        target = target.parent
-    if not target.is_dir():
-        raise WorkdirError(f"workdir {str(workdir)!r} cannot be created: {str(target)!r} is a file; choose another --workdir.")
-    if not os.access(target, os.W_OK | os.X_OK):
-        raise WorkdirError(f"workdir {str(workdir)!r} is not writable ({str(target)!r} is read-only); choose another --workdir.")
-    free = shutil.disk_usage(target).free
-    if free < MIN_FREE_BYTES:
-        raise WorkdirError(
-            f"only {free / 2**20:.0f} MiB free under {str(target)!r}; free some space or choose another --workdir."
-        )
-
-
 def dry_run(cfg) -> dict:
     """Everything a run does before training, with nothing compiled: the same `Run` as training (the
     config gate, the data set loaded, or a streamed one indexed and one batch decoded, the method
     built), then the method's init and one training step traced with `jax.eval_shape`. Raises
-    ConfigError / DataError as a run would; returns a summary (data set, images, parameter count)."""
+    ConfigError / DataError as a run would; returns a summary (data set, images, parameter count). It
+    never downloads: a data set that is not there is the usual DataError."""
+    cfg = cfg.copy_and_resolve_references()
+    with cfg.unlocked():
+        cfg.data.download = False
     run = Run(cfg)
     key, data, batch = jax.random.key(cfg.seed), run.dataset, cfg.train.batch_size
     sample = run.feeder.sample(2)

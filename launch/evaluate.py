@@ -18,10 +18,10 @@ Settings of the report are --report.KEY=VALUE (jaxclust/evaluate/report.py, defa
 the linear evaluation --report.linear.KEY=VALUE (jaxclust/evaluate/linear.py). Exit code 2 and one
 sentence for a mistake a user can make (no checkpoint, a checkpoint that does not fit the config, ...).
 """
-import sys
-
-from absl import app, flags, logging
+from absl import flags
 from ml_collections import config_flags
+
+from jaxclust import cli
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file of the run; default: WORKDIR/config.json.", lock_config=True)
@@ -30,7 +30,6 @@ flags.DEFINE_integer("checkpoint", None, "Epoch of the checkpoint to evaluate; d
 flags.DEFINE_string("torch_checkpoint", None, "A ProPos PyTorch checkpoint to evaluate instead of a jaxclust one.")
 flags.DEFINE_bool("linear", False, "Also run the linear evaluation of frozen features (ProPos Table 5 protocol).")
 flags.DEFINE_string("output", None, "Directory of the report; default: WORKDIR/report.")
-flags.mark_flags_as_required(["workdir"])
 
 
 def _report_config():
@@ -42,26 +41,17 @@ def _report_config():
 config_flags.DEFINE_config_dict("report", _report_config(), "Report settings (--report.key=VALUE).", lock_config=True)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS["verbosity"].present:  # orbax logs every checkpoint write at INFO: keep the console to progress
-        logging.set_verbosity(logging.WARNING)
-    from jaxclust.config import ConfigError
-    from jaxclust.convert import ConversionError
-    from jaxclust.data.sources import DataError
+def main():
     from jaxclust.evaluate.report import evaluate
 
     report_cfg = FLAGS.report
     report_cfg.unlock()
     report_cfg.linear_eval = report_cfg.linear_eval or FLAGS.linear
-    try:
-        evaluate(FLAGS.workdir, FLAGS.config, report_cfg, checkpoint=FLAGS.checkpoint,
-                 torch_checkpoint=FLAGS.torch_checkpoint, output=FLAGS.output)
-    except (ConfigError, DataError, ConversionError, FileNotFoundError, ValueError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    evaluate(FLAGS.workdir, FLAGS.config, report_cfg, checkpoint=FLAGS.checkpoint,
+             torch_checkpoint=FLAGS.torch_checkpoint, output=FLAGS.output)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    # ValueError / FileNotFoundError: a report setting or checkpoint that does not fit; ImportError: an
+    # optional dependency missing (its message is the pip line)
+    cli.run(main, required=("workdir",), errors=(ValueError, FileNotFoundError, ImportError))

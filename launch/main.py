@@ -3,16 +3,19 @@
     python launch/main.py --config=configs/propos_digits.py --workdir=/tmp/digits
     python launch/main.py --config=configs/propos_cifar10.py --workdir=DIR --config.train.epochs=10
 
-Every config value can be overridden with --config.<section>.<key>=VALUE. Running the same command
-again on the same workdir resumes from its last checkpoint. --dry_run checks the config and the data
-set, builds the model and traces one step without compiling or training, prints a JSON summary.
+Every config value can be overridden with --config.<section>.<key>=VALUE; --config=FILE --config_help
+lists them with their values. Running the same command again on the same workdir resumes from its
+last checkpoint. --dry_run checks the config and the data set, builds the model and traces one step
+without compiling or training, prints a JSON summary.
 """
 import json
-import re
 import sys
 
-from absl import app, flags, logging
+import ml_collections
+from absl import flags
 from ml_collections import config_flags
+
+from jaxclust import cli
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/.", lock_config=True)
@@ -26,9 +29,12 @@ flags.DEFINE_bool(
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for --distributed.")
 flags.DEFINE_integer("num_processes", None, "Number of processes, for --distributed.")
 flags.DEFINE_integer("process_id", None, "This process's index, for --distributed.")
-flags.mark_flags_as_required(["config"])
-
-
+flags.DEFINE_bool("accept_config_change", False,
+                  "Resume a workdir with a config that changes what its run computes (a learning rate, a loss "
+                  "weight, ...); the change is recorded in WORKDIR/config_history.jsonl. Without it such a "
+                  "resume is refused, naming the keys.")
+flags.DEFINE_bool("config_help", False, "Print every key of the --config file with its value (without --config: "
+                  "the keys all configs share), as --config.section.key=VALUE overrides take them; then exit.")
 def start_distributed() -> None:
     """Joins the processes of a multi-host job; must run before any other JAX call."""
     import jax
@@ -41,50 +47,48 @@ def start_distributed() -> None:
     )
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS["verbosity"].present:  # orbax logs every checkpoint write at INFO: keep the console to progress
-        logging.set_verbosity(logging.WARNING)
-    from jaxclust.config import ConfigError
-    from jaxclust.data.sources import DataError
-    from jaxclust.trainer import WorkdirError, dry_run, train_and_evaluate
+def config_help(cfg) -> str:
+    """The keys of `cfg` (None: of `base_config()`), one `section.key = value` a line."""
+    from jaxclust.config import base_config
+    from jaxclust.methods import METHODS
+
+    lines = ["Override a key with --config.section.key=VALUE, e.g. --config.train.epochs=20."]
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            if isinstance(value, ml_collections.ConfigDict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                lines.append(f"{prefix}{key} = {value!r}")
+
+    walk(base_config() if cfg is None else cfg, "")
+    if cfg is None:
+        lines.append(f"method.*: the method's own keys (method.name: {', '.join(METHODS)}); "
+                     "--config=configs/propos_digits.py --config_help lists a config's.")
+    return "\n".join(lines)
+
+
+def main():
+    if FLAGS.config_help:
+        print(config_help(FLAGS.config))
+        return
+    if FLAGS.config is None:
+        raise cli.UserError("--config=FILE is required: a config file, e.g. --config=configs/propos_digits.py.")
+    from jaxclust.trainer import dry_run, train_and_evaluate
 
     if FLAGS.distributed:
         start_distributed()
     if not FLAGS.dry_run and not FLAGS.workdir:
-        raise app.UsageError("--workdir is required (except with --dry_run).")
+        raise cli.UserError("--workdir is required (except with --dry_run).")
     try:
         if FLAGS.dry_run:
             print(json.dumps(dry_run(FLAGS.config)))
         else:
-            train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    except (ConfigError, DataError, WorkdirError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except FloatingPointError as error:  # a NaN/inf loss: the last good checkpoint is kept
+            train_and_evaluate(FLAGS.config, FLAGS.workdir, FLAGS.accept_config_change)
+    except FloatingPointError as error:  # a NaN/inf loss: the last good checkpoint is kept; not a usage error
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
 
 
-def parse_flags_or_exit(argv):
-    """absl's flag parsing, with a mistyped config key or value told in one sentence, exit code 2."""
-    try:
-        return FLAGS(argv)
-    except (AttributeError, KeyError) as error:  # ml_collections: a config key that does not exist
-        key = re.findall(r"\w+", str(error))[0]
-        hint = re.search(r'Did you mean "\w+"', str(error))
-        print(f"error: bad command line: unknown config key {key!r}{'; ' + hint.group(0).lower() + '?' if hint else ''}",
-              file=sys.stderr)
-        sys.exit(2)
-    except (flags.Error, TypeError, ValueError) as error:
-        message = str(error).replace("\\n", " ").replace("\\'", "'").replace("\n", " ")
-        if len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":  # repr quotes
-            message = message[1:-1]
-        message = " ".join(message.split())
-        print(f"error: bad command line: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags_or_exit)
+    cli.run(main)

@@ -9,10 +9,11 @@ training images they are the last E-step's labels (`jaxclust.load(WORKDIR).label
 """
 import csv
 import json
-import sys
 from pathlib import Path
 
-from absl import app, flags, logging
+from absl import flags
+
+from jaxclust import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Workdir of a trained run (launch/main.py).")
@@ -22,7 +23,6 @@ flags.DEFINE_integer("checkpoint", None, "Epoch of the checkpoint to use (defaul
 flags.DEFINE_bool("embeddings", False, "Also write the features the method clusters, OUT/embeddings.npy.")
 flags.DEFINE_integer("batch_size", None, "Images per embedding call (default: the run's train.embed_batch_size).")
 flags.DEFINE_bool("overwrite", False, "Replace the files of an earlier prediction in --out.")
-flags.mark_flags_as_required(["workdir", "images", "out"])
 
 OUTPUTS = ("assignments.csv", "summary.json", "embeddings.npy")
 
@@ -58,25 +58,15 @@ def predict(workdir, images_path, out: Path, checkpoint=None, embeddings=False, 
     return summary
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-    from jaxclust.config import ConfigError
-    from jaxclust.data.sources import DataError
-    from jaxclust.trainer import WorkdirError
-
-    try:
-        summary = predict(FLAGS.workdir, FLAGS.images, Path(FLAGS.out), FLAGS.checkpoint, FLAGS.embeddings,
-                          FLAGS.batch_size, FLAGS.overwrite)
-    except (ConfigError, DataError, WorkdirError, FileNotFoundError, FileExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+def main():
+    summary = predict(FLAGS.workdir, FLAGS.images, Path(FLAGS.out), FLAGS.checkpoint, FLAGS.embeddings,
+                      FLAGS.batch_size, FLAGS.overwrite)
     scores = " ".join(f"{k} {summary[k]:.4f}" for k in ("nmi", "acc", "ari") if k in summary)
     print(f"{summary['num_images']} images -> {FLAGS.out}/assignments.csv; cluster sizes {summary['cluster_sizes']}"
           + (f"; {scores}" if scores else ""))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    # jaxclust.load and the image readers report bad input as ValueError / FileNotFoundError; an earlier
+    # prediction in --out is a FileExistsError
+    cli.run(main, required=("workdir", "images", "out"), errors=(ValueError, FileNotFoundError, FileExistsError))

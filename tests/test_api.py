@@ -138,3 +138,21 @@ def test_images_of_another_channel_count_and_size_are_brought_to_the_run(trained
     np.testing.assert_array_equal(run.predict(images)[0], run.predict(grey)[0])
     images, _, _ = run.read_images(large)
     assert images.shape == (20, 8, 8, 1) and run.predict(images)[0].shape == (20,)
+
+
+def test_read_images_of_a_list_of_files(trained, tmp_path):
+    """A list of files reads as the folder of the same files does (same pixels, names in the given
+    order); an empty list or a missing file is one sentence."""
+    _, workdir, _ = trained
+    run = jaxclust.load(workdir)
+    grey = load_digits().images[:5, ..., 0]
+    files = [tmp_path / f"{i}.png" for i in (3, 1, 4, 0, 2)]
+    for i, path in zip((3, 1, 4, 0, 2), files):
+        Image.fromarray(grey[i]).save(path)
+    images, labels, names = run.read_images(files)
+    assert names == [str(f) for f in files] and labels is None
+    np.testing.assert_array_equal(images[..., 0], grey[[3, 1, 4, 0, 2]])  # 8x8 PNGs, as trained: exact
+    with pytest.raises(ValueError, match="empty list"):
+        run.read_images([])
+    with pytest.raises(FileNotFoundError, match="do not exist"):
+        run.read_images([tmp_path / "nope.png"])

@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jaxclust.config import load_config_file
@@ -81,7 +82,8 @@ def test_secu_self_label_stage_starts_from_the_secu_run(finished_run, tmp_path):
 
 
 def test_predict_reproduces_the_last_e_step(finished_run):
-    """jaxclust.load(W).predict on the training images gives the last E-step's labels: scored, the same
+    """jaxclust.load(W).predict on the training images gives the last E-step's labels (`.labels`, saved
+    with the checkpoint, as every method's state does not hold them) exactly: scored, the same
     NMI/ACC as the run's final record, by each method's own rule (SeCu's head-K centres, C2BIN's head,
     HaDis' k-means centroids)."""
     import jaxclust
@@ -90,6 +92,8 @@ def test_predict_reproduces_the_last_e_step(finished_run):
 
     method, workdir, summary = finished_run
     digits = load_digits()
-    clusters, _ = jaxclust.load(workdir).predict(digits.images)
+    run = jaxclust.load(workdir)
+    clusters, _ = run.predict(digits.images)
+    np.testing.assert_array_equal(clusters, run.labels)  # the labels saved with the checkpoint
     scores = cluster_metrics(digits.labels, clusters)
     assert (scores["nmi"], scores["acc"]) == (pytest.approx(summary["nmi"], abs=1e-12), pytest.approx(summary["acc"], abs=1e-12))

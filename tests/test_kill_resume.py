@@ -32,8 +32,9 @@ STEPS_PER_EPOCH = 1797 // 64
 TIMING = {"wall_seconds", "session_seconds", "e_step_seconds"}
 
 
-def run(workdir, *extra, kill=None):
-    """launch/main.py on the tiny config; with kill='point=N', killed there by tests/kill_at.py."""
+def run(workdir, *extra, kill=None, full=False):
+    """launch/main.py on the tiny config; with kill='point=N', killed there by tests/kill_at.py. Its
+    stdout, or with `full` the finished process."""
     prefix = [str(ROOT / "tests" / "kill_at.py"), kill] if kill else [str(ROOT / "launch" / "main.py")]
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
     out = subprocess.run([sys.executable, *prefix, *TINY, f"--workdir={workdir}", *extra], cwd=ROOT, env=env,
@@ -45,7 +46,7 @@ def run(workdir, *extra, kill=None):
         assert out.returncode == 0, out.stderr[-3000:]
         # the console shows progress lines only, no library INFO logs (absl format: I1122 17:37:18...)
         assert not re.search(r"^I\d{4} ", out.stderr, re.MULTILINE), out.stderr[:1000]
-    return out.stdout
+    return out if full else out.stdout
 
 
 def results(workdir):
@@ -101,19 +102,62 @@ def test_killed_mid_epoch_in_e_step_and_in_checkpoint_write_then_rerun_equals_un
     assert results(workdir) == results(straight)
 
 
+def damage(checkpoint: Path) -> None:
+    """Truncates the array data of a checkpoint (its metadata intact, as after a disk filled up or a
+    partial copy): orbax lists it as complete, and reading it fails half way through its arrays."""
+    data = [p for p in (checkpoint / "state").rglob("*") if p.is_file() and p.parent.name == "d"]
+    assert data, "no array data found to damage in the checkpoint"
+    for path in data:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
 def test_damaged_newest_checkpoint_is_skipped_with_a_warning(tmp_path, straight):
+    """One warning line and one line saying where the damaged checkpoint went, no tracebacks; it is set
+    aside so the run writes that epoch's checkpoint again; the numbers are the uninterrupted run's."""
     workdir = tmp_path / "damaged"
     shutil.copytree(straight, workdir)
     (workdir / "summary.json").unlink()
-    newest = workdir / "checkpoints" / "4"
-    damaged = [p for p in newest.rglob("*") if p.is_file() and p.stat().st_size > 1000]
-    assert damaged, "no data file found to damage in the checkpoint"
-    for path in damaged:  # same size, other bytes
-        path.write_bytes(bytes(255 - b for b in path.read_bytes()))
-    out = run(workdir)
-    assert "warning: the checkpoint checkpoints/4 cannot be read" in out
-    assert "resumed from the checkpoint of epoch 3" in out
+    damage(workdir / "checkpoints" / "4")
+    out = run(workdir, full=True)
+    assert "warning: the checkpoint checkpoints/4 cannot be read" in out.stdout
+    assert "set the unreadable checkpoint checkpoints/4 aside as unreadable_4" in out.stdout
+    assert "resumed from the checkpoint of epoch 3" in out.stdout
+    assert out.stderr.strip() == "" and "Traceback" not in out.stdout
     assert results(workdir) == results(straight)
+    import jaxclust
+
+    assert jaxclust.load(workdir).epoch == 4  # the new checkpoint of epoch 4 reads
+
+
+def test_evaluate_falls_back_past_a_damaged_checkpoint_and_names_the_flag(tmp_path, straight):
+    workdir = tmp_path / "damaged"
+    shutil.copytree(straight, workdir)
+    damage(workdir / "checkpoints" / "4")
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    evaluate = [sys.executable, str(ROOT / "launch" / "evaluate.py"), f"--workdir={workdir}", "--report.figures=False",
+                "--report.knn_queries=50"]
+    out = subprocess.run(evaluate, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "warning: using the checkpoint of epoch 3, the newest that can be read; choose one with --checkpoint" in out.stdout
+    assert json.loads((workdir / "report" / "report.json").read_text())["source"]["checkpoint_epoch"] == 3
+    out = subprocess.run(evaluate + ["--checkpoint=4", f"--output={tmp_path / 'r4'}"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
+    assert "the checkpoint of epoch 4 cannot be read (damaged); choose another with --checkpoint=EPOCH" in out.stderr
+
+
+def test_a_workdir_whose_checkpoints_all_fail_is_never_overwritten(tmp_path, straight):
+    workdir = tmp_path / "all_damaged"
+    shutil.copytree(straight, workdir)
+    (workdir / "summary.json").unlink()
+    for checkpoint in (workdir / "checkpoints").iterdir():
+        damage(checkpoint)
+    before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    out = subprocess.run([sys.executable, str(ROOT / "launch" / "main.py"), *TINY, f"--workdir={workdir}"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 2 and "none of the 2 checkpoints" in out.stderr and "Traceback" not in out.stderr
+    assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
 
 
 def test_another_seed_gives_other_numbers(tmp_path, straight):

@@ -142,6 +142,35 @@ def test_report_reads_the_runs_own_labels_by_default(run_dir, tmp_path):
     np.testing.assert_array_equal(assignments["cluster"], jaxclust.load(run_dir).labels)
 
 
+def test_report_of_a_folder_run_names_the_files_and_saves_embeddings_on_request(tmp_path):
+    """assignments.npz of a folder source has each row's file; with report.save_embeddings, the
+    features, equal to jaxclust.load's `embed` of the same images (float32 unit vectors: atol 1e-5)."""
+    from PIL import Image
+    import jaxclust
+    from jaxclust.data.sources import load_digits
+
+    digits = load_digits()
+    for i in range(64):
+        folder = tmp_path / "images" / f"class{digits.labels[i] % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(digits.images[i, ..., 0]).save(folder / f"{i:02d}.png")
+    cfg = tiny_digits_config(epochs=1)
+    cfg.data.source, cfg.data.path, cfg.data.name = "folder", str(tmp_path / "images"), "mine"
+    cfg.train.batch_size, cfg.cluster.num_clusters = 32, 2
+    train_and_evaluate(cfg, tmp_path / "run")
+    r = default_config()
+    r.figures, r.knn_queries, r.save_embeddings = False, 20, True
+    evaluate(tmp_path / "run", rcfg=r, output=tmp_path / "report")
+    saved = np.load(tmp_path / "report" / "assignments.npz")
+    files = sorted(str(p) for p in (tmp_path / "images").glob("*/*.png"))
+    assert saved["file_names"].tolist() == files  # class folders in order, files sorted within
+    run = jaxclust.load(tmp_path / "run")
+    images, _, names = run.read_images(tmp_path / "images")
+    assert names == files
+    np.testing.assert_allclose(saved["embeddings"], run.embed(images), atol=1e-5)
+    np.testing.assert_array_equal(saved["cluster"], run.labels)
+
+
 def test_config_of_a_run_saved_before_the_cluster_section(run_dir, tmp_path):
     """kmeans.num_clusters / kmeans.every of an older config.json are read as cluster.*, not dropped."""
     saved = json.loads((run_dir / "config.json").read_text())

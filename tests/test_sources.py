@@ -147,8 +147,8 @@ def test_tfds_cifar_splits_and_coarse_labels():
         assert len(c100.class_names) == 100
         grey = sources.load_source(tfds_cfg("cifar10", channels=1))
         np.testing.assert_array_equal(grey.images, sources.to_grayscale_uint8(bank.images))
-        with pytest.raises(DataError, match="no data set 'mnist'"):
-            sources.load_source(tfds_cfg("mnist"))
+        with pytest.raises(DataError, match="no data set 'svhn_cropped'"):
+            sources.load_source(tfds_cfg("svhn_cropped"))
 
 
 def test_tfds_stl10_with_unlabelled():

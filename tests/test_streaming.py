@@ -186,7 +186,7 @@ def test_heldout_split_is_scored_by_nearest_centroid(split_folder, tmp_path, str
     cfg.data.split, cfg.eval.split = "train", "val"
     run = Run(cfg, tmp_path)
     assert (run.dataset.num_examples, run.heldout.source.num_examples) == (48, 15)
-    state, record = run.e_step(run.init_state(), 0)
+    state, _, record = run.e_step(run.init_state(), 0)
     # independent: the held-out features' nearest centroid by cosine, in numpy
     val_feats = np.asarray(run.embed_all(state, feeder=run.heldout))
     centroids = np.asarray(state.extra["centroids"])

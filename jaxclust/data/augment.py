@@ -240,6 +240,9 @@ class AugmentConfig:
         for k in ("affine_rotation", "affine_shift", "brightness", "contrast", "saturation", "hue"):
             s(k, _nonneg(getattr(self, k), k))
         s("solarize_threshold", _number(self.solarize_threshold, "solarize_threshold"))
+        if not 0.0 <= self.solarize_threshold <= 1.0:
+            raise ConfigError(f"augment.solarize_threshold must lie in [0, 1] (pixel values in [0, 1] units; PIL's "
+                              f"128 is 128/255), got {self.solarize_threshold!r}.")
         if self.hue > 0.5:
             raise ConfigError(f"augment.hue must be in [0, 0.5] (a fraction of the hue circle), got {self.hue}; "
                               "lower it.")
@@ -247,6 +250,9 @@ class AugmentConfig:
             if getattr(self, k)[0] <= 0:
                 raise ConfigError(f"augment.{k} must be positive, got {getattr(self, k)}; raise its low value "
                                   "above 0.")
+        if self.crop_scale[1] > 1.0:
+            raise ConfigError(f"augment.crop_scale must lie in (0, 1] (fractions of the image area), got "
+                              f"{self.crop_scale}.")
         k = _number(self.blur_kernel, "blur_kernel", int)
         if k != self.blur_kernel or k <= 0 or k % 2 == 0:
             raise ConfigError(f"augment.blur_kernel must be a positive odd integer (pixels), got "

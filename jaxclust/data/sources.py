@@ -9,9 +9,10 @@ The bank is put on the device(s) once by the training loop; batches are gathered
 | `digits` | scikit-learn's 8x8 digits (no download) |
 | `npz` | a file with `images` (N,H,W[,C]) uint8 and optional `labels` (N,) |
 | `folder` | an ImageFolder-style directory: one sub-folder per class, or a flat folder (no labels) |
+| `idx` | the four MNIST-format `*-ubyte[.gz]` files in the folder `data.path` (jaxclust/data/idx.py) |
 | `tfds` | `data.name`: `cifar10`; `cifar20` (CIFAR-100 coarse labels) or `cifar100`; `stl10`
   (`data.unlabelled` adds the 100k unlabelled images, label -1); `imagenet2012` (manual download) or
-  a SCAN subset `imagenet50/100/200` |
+  a SCAN subset `imagenet50/100/200`; `mnist`, `fashion_mnist`, `kmnist` (28x28 grey) |
 
 Then, for every source: `data.channels` (keep / grey / grey repeated to RGB) and `data.imbalance_ratio`
 (long-tailed subset, ProPos Table 9). A missing data set raises `DataError` saying where it was
@@ -27,43 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """A data set is missing or malformed; the message says what to do."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageBank:
-    images: np.ndarray  # (N, H, W, C) uint8
-    labels: np.ndarray | None  # (N,) int32 ground truth, or None for unlabelled data
-    class_names: tuple[str, ...]
-    name: str
-
-    def __post_init__(self):
-        if self.images.dtype != np.uint8 or self.images.ndim != 4:
-            raise DataError(
-                f"data set {self.name!r}: images must be uint8 of shape (N, H, W, C), "
-                f"got {self.images.dtype} {self.images.shape}."
-            )
-        if len(self.images) == 0:
-            raise DataError(f"data set {self.name!r} has no images.")
-        if self.labels is not None and self.labels.shape != (len(self.images),):
-            raise DataError(
-                f"data set {self.name!r}: labels must have shape ({len(self.images)},), "
-                f"got {self.labels.shape}."
-            )
-
-    @property
-    def num_examples(self) -> int:
-        return len(self.images)
-
-    @property
-    def num_channels(self) -> int:
-        return self.images.shape[-1]
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])
+from jaxclust.data import idx
+from jaxclust.data.bank import DataError, ImageBank  # noqa: F401 - their home for most callers
 
 
 def load_digits() -> ImageBank:
@@ -128,10 +94,20 @@ def load_npz(path: str) -> ImageBank:
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
 CIFAR100_STATS = ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))  # cifar20 and cifar100
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # imagenet, stl10 and every other set
+# Grey 28x28 sets (not in the official code): the commonly used mean and std of the pixels (0..1) of each
+# set's 60,000-image training split, one value for the one channel.
+GREY_STATS = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "kmnist": ((0.1918,), (0.3483,)),
+}
 
 
 def normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) the official code uses for data set `name` (cifar10, cifar20/100, anything else)."""
+    """(mean, std) the official code uses for data set `name` (cifar10, cifar20/100, anything else), or
+    for mnist, fashion_mnist and kmnist their training-split pixel statistics (GREY_STATS)."""
+    if name in GREY_STATS:
+        return GREY_STATS[name]
     if name.startswith("cifar10") and not name.startswith("cifar100"):
         return CIFAR10_STATS
     if name.startswith("cifar20") or name.startswith("cifar100"):
@@ -290,8 +266,12 @@ def folder_index(data_cfg):
         raise DataError(f"folder data set {data_cfg.name!r} at {', '.join(str(r) for r in roots)} has no images "
                         f"with one of the extensions {', '.join(IMAGE_EXTENSIONS)}.")
     channels = data_cfg.get("channels", 0)
-    gray = channels == 1 or (channels == 0 and all(_is_gray_file(f) for f in files[:: max(1, len(files) // 64)]))
-    return [str(f) for f in files], labels, names, gray
+    return [str(f) for f in files], labels, names, is_grey_set(files, channels)
+
+
+def is_grey_set(files, channels: int) -> bool:
+    """Whether `files` are read as grey: `data.channels` 1, or 0 (as stored) and a sample of them is grey."""
+    return channels == 1 or (channels == 0 and all(_is_gray_file(f) for f in files[:: max(1, len(files) // 64)]))
 
 
 def load_folder(data_cfg) -> ImageBank:
@@ -302,16 +282,20 @@ def load_folder(data_cfg) -> ImageBank:
     size = data_cfg.get("load_size", 0) or data_cfg.image_size
     images, kept = decode_all(files, size, gray, data_cfg.name, data_cfg.skip_unreadable)
     labels = labels[kept] if labels is not None else None
-    return ImageBank(images=images, labels=labels, class_names=names, name=data_cfg.name)
+    return ImageBank(images=images, labels=labels, class_names=names, name=data_cfg.name,
+                     file_names=tuple(files[i] for i in np.flatnonzero(kept)))
 
 
 # ----------------------------------------------------------------------------------------------
-# tfds: CIFAR-10/20/100, STL-10, ImageNet-2012 and the SCAN subsets
+# tfds: CIFAR-10/20/100, STL-10, ImageNet-2012 and the SCAN subsets; MNIST, Fashion-MNIST, KMNIST
 # ----------------------------------------------------------------------------------------------
 
 def import_tfds():
     """TensorFlow (its GPUs hidden: it only feeds the host side) and tensorflow_datasets."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TF only decodes and crops images here; its oneDNN kernels (for its own convolutions and matrix
+    # products) would announce themselves on stderr at every start, around our one-sentence errors
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         import tensorflow as tf
         import tensorflow_datasets as tfds
@@ -337,6 +321,10 @@ TFDS_SOURCES = {
     "imagenet50": ("imagenet2012", "ImageNet-50 (SCAN subset)", "train"),
     "imagenet100": ("imagenet2012", "ImageNet-100 (SCAN subset)", "train"),
     "imagenet200": ("imagenet2012", "ImageNet-200 (SCAN subset)", "train"),
+    # 28x28 grey, 60,000 train + 10,000 test: the literature clusters all 70,000
+    "mnist": ("mnist", "MNIST", "train+test"),
+    "fashion_mnist": ("fashion_mnist", "Fashion-MNIST", "train+test"),
+    "kmnist": ("kmnist", "KMNIST", "train+test"),
 }
 IMAGENET_TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 
@@ -377,9 +365,9 @@ def tfds_dataset(data_cfg, split: str, skip_decoding: bool = False):
         config = tfds.download.DownloadConfig(manual_dir=str(manual))
     elif not data_cfg.get("download", True):
         raise DataError(
-            f"{pretty} (tfds {tfds_name!r}) is not prepared in {data_dir!r} and data.download is off: "
-            "run once with --config.data.download=True (needs internet), or point --config.data.path "
-            f"at a tensorflow_datasets folder that holds {tfds_name}.")
+            f"{pretty} (tfds {tfds_name!r}) is not prepared in {data_dir!r} and is not downloaded "
+            "(data.download=False; a --dry_run never downloads): run once with --config.data.download=True "
+            f"(needs internet), or point --config.data.path at a tensorflow_datasets folder that holds {tfds_name}.")
     else:
         config = None
     try:
@@ -450,6 +438,18 @@ def load_stl10(data_cfg) -> ImageBank:
     _, tfds = import_tfds()
     names = _class_names(tfds.builder("stl10", data_dir=tfds_data_dir(data_cfg)).info.features["label"], 10)
     return ImageBank(images=_maybe_resize(images, data_cfg, "STL-10"), labels=labels, class_names=names,
+                     name=data_cfg.name)
+
+
+def load_mnist(data_cfg) -> ImageBank:
+    """MNIST, Fashion-MNIST or KMNIST: 28x28x1 uint8 images, labels 0..9 and the class names of the tfds
+    feature; `data.split` 'train+test' (default, the 70,000 images the clustering literature uses),
+    'train' (60,000) or 'test' (10,000). The same files in their MNIST format: data.source 'idx'."""
+    tfds_name, pretty, _ = TFDS_SOURCES[data_cfg.name]
+    images, labels = _read_fixed_size(tfds_dataset(data_cfg, tfds_split(data_cfg)), "label")
+    _, tfds = import_tfds()
+    names = _class_names(tfds.builder(tfds_name, data_dir=tfds_data_dir(data_cfg)).info.features["label"], 10)
+    return ImageBank(images=_maybe_resize(images, data_cfg, pretty), labels=labels, class_names=names,
                      name=data_cfg.name)
 
 
@@ -539,7 +539,8 @@ def long_tail(bank: ImageBank, ratio: float, seed: int = 0) -> ImageBank:
 
 TFDS_LOADERS = {"cifar10": load_cifar, "cifar20": load_cifar, "cifar100": load_cifar, "stl10": load_stl10,
                 "imagenet2012": load_imagenet, "imagenet50": load_imagenet, "imagenet100": load_imagenet,
-                "imagenet200": load_imagenet}
+                "imagenet200": load_imagenet, "mnist": load_mnist, "fashion_mnist": load_mnist,
+                "kmnist": load_mnist}
 
 
 def load_tfds(data_cfg) -> ImageBank:
@@ -550,10 +551,16 @@ def load_tfds(data_cfg) -> ImageBank:
     return TFDS_LOADERS[data_cfg.name](data_cfg)
 
 
+def _load_idx(data_cfg) -> ImageBank:
+    bank = idx.load_idx(data_cfg)
+    return dataclasses.replace(bank, images=_maybe_resize(bank.images, data_cfg, bank.name))
+
+
 SOURCES = {
     "digits": lambda cfg: load_digits(),
     "npz": lambda cfg: load_npz(cfg.path),
     "folder": load_folder,
+    "idx": _load_idx,
     "tfds": load_tfds,
 }
 

@@ -120,33 +120,34 @@ def curves_figure(records: list[dict], feature_dim: int | None, markers: dict, t
     """Training curves from metrics.jsonl: scores, loss, uniformity, imbalance against the epoch.
 
     `markers`: {label: epoch} drawn as vertical lines (e.g. end of warm-up, evaluated checkpoint)."""
-    epochs = np.array([r["epoch"] for r in records])
     fig = Figure(figsize=(12, 8))
     axes = [fig.add_subplot(2, 2, i + 1) for i in range(4)]
 
-    def series(key):
-        return np.array([np.nan if r.get(key) is None else r[key] for r in records], dtype=float)
+    def series(key):  # (epochs, values) of the records that have `key`: E-step scores only where one ran
+        kept = [r for r in records if r.get(key) is not None]
+        return np.array([r["epoch"] for r in kept]), np.array([r[key] for r in kept], dtype=float)
 
     ax = axes[0]
     for key in ("nmi", "acc", "ari", "ami"):
         if any(key in r for r in records):
-            ax.plot(epochs, series(key), marker=".", label=key.upper())
+            ax.plot(*series(key), marker=".", label=key.upper())
     ax.set_ylabel("score")
     ax.set_title("clustering scores of the E-step labels")
     ax = axes[1]
-    loss_keys = [k for k in ("loss", "align_loss", "psl_loss") if any(r.get(k) is not None for r in records)]
+    loss_keys = sorted({k for r in records for k, v in r.items() if k.endswith("loss") and v is not None},
+                       key=lambda k: (k != "loss", k))  # the total, then each term the method computes
     for key in loss_keys:
-        ax.plot(epochs, series(key), marker=".", label=key)
+        ax.plot(*series(key), marker=".", label=key)
     ax.set_ylabel("mean training loss of the epoch")
     ax.set_title("training loss")
     ax = axes[2]
-    ax.plot(epochs, series("uniformity"), marker=".", color="tab:green", label="uniformity")
+    ax.plot(*series("uniformity"), marker=".", color="tab:green", label="uniformity")
     if feature_dim:
         ax.axhline(1 / math.sqrt(feature_dim), color="grey", linestyle="--", label=f"1/sqrt(D), D = {feature_dim}")
     ax.set_ylabel("mean std of the l2-normalised features")
     ax.set_title("uniformity (0: collapse)")
     ax = axes[3]
-    ax.plot(epochs, series("imbalance"), marker=".", color="tab:purple", label="imbalance")
+    ax.plot(*series("imbalance"), marker=".", color="tab:purple", label="imbalance")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("smallest / largest cluster")
     ax.set_title("cluster balance (1: balanced)")

@@ -8,7 +8,8 @@ restore the checkpoint (or import a PyTorch one, `jaxclust.convert`); embed the 
 the network the method clusters with (eval mode, no augmentation); cluster it with spherical k-means
 and `kmeans_restarts` restarts (or the method's own E-step); score; draw; write
 WORKDIR/report/report.json, the PNG figures and assignments.npz (the cluster of every image and
-`labels_from`: by default the run's own assignments, the numbering of metrics.jsonl and launch/predict.py).
+`labels_from`: by default the run's own assignments, the numbering of metrics.jsonl and launch/predict.py;
+`centers` where there are; `file_names` for a folder source; `embeddings` with report.save_embeddings).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from jaxclust import kmeans, methods, metrics, parallel, trainer
 from jaxclust.config import ConfigError
 from jaxclust.data.augment import augment_batch, eval_batch
 from jaxclust.evaluate import analysis, linear
+from jaxclust.workdir import load_run_config  # noqa: F401 - also the report's, for its callers
 
 REPORT_DIR = "report"
 log = trainer.log
@@ -52,39 +54,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.tsne_threads = 1
     c.samples_per_cluster = 12
     c.max_grid_clusters = 20  # sample grid: the largest clusters up to this many
+    c.save_embeddings = False  # also write the features of every image into assignments.npz ("embeddings")
     c.linear_eval = False  # also train a linear classifier on frozen features (settings: linear.*)
     c.linear = linear.default_config()
     return c
-
-
-def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
-    """The config a run saved in WORKDIR/config.json (lists back to tuples, as configs write them)."""
-    path = Path(workdir) / trainer.CONFIG_FILE
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} does not exist (runs started before config.json was saved have none): pass the "
-            "run's config and overrides as --config=configs/X.py --config.key=VALUE ..."
-        )
-
-    def tuples(x):
-        if isinstance(x, dict):
-            return {k: tuples(v) for k, v in x.items()}
-        return tuple(tuples(v) for v in x) if isinstance(x, list) else x
-
-    def merge(defaults: dict, saved: dict) -> dict:
-        out = dict(defaults)
-        for key, value in saved.items():
-            both = isinstance(value, dict) and isinstance(defaults.get(key), dict)
-            out[key] = merge(defaults[key], value) if both else value
-        return out
-
-    # keys added to jaxclust after the run started take their defaults
-    saved = tuples(json.loads(path.read_text()))
-    for key in ("num_clusters", "every"):  # runs saved before these moved from kmeans.* to cluster.*
-        if key in saved.get("kmeans", {}):
-            saved.setdefault("cluster", {})[key] = saved["kmeans"].pop(key)
-    defaults = methods.default_config(saved["method"]["name"]).to_dict()
-    return ml_collections.ConfigDict(merge(defaults, saved))
 
 
 def _validate(rcfg, has_labels: bool) -> None:
@@ -417,8 +390,12 @@ def evaluate(workdir, cfg=None, rcfg=None, checkpoint: int | None = None, torch_
 
     if parallel.is_main_process():
         out.mkdir(parents=True, exist_ok=True)
-        np.savez(out / "assignments.npz", cluster=labels, labels_from=clustering["labels_from"],
-                 **({} if centers is None else {"centers": centers}))
+        extra = {"centers": centers} if centers is not None else {}
+        if bank.file_names:  # a folder source: which file each row is
+            extra["file_names"] = np.asarray(bank.file_names)
+        if rcfg.save_embeddings:
+            extra["embeddings"] = feats_np
+        np.savez(out / "assignments.npz", cluster=labels, labels_from=clustering["labels_from"], **extra)
         if rcfg.figures:
             records = _read_metrics(workdir) if not torch_checkpoint else []
             report["figures"] = _figures(out, run, rcfg, feats_np, labels, k, records, report)

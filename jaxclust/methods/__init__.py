@@ -1,6 +1,8 @@
 """Methods by name. A method is one module of this package, registered by one line in METHODS, with
 
-    method_config() -> ConfigDict    # its `method` section: `name` and every key it reads, with defaults
+    method_config() -> ConfigDict    # its `method` section: `name` and every key it reads, with defaults;
+                                     # a key named *_epochs counts epochs of train.epochs (a warm-up): the
+                                     # config gate fits it into shorter runs (config._check_epoch_counts)
     validate(cfg) -> None            # ConfigError (jaxclust.config) for a method.* value that cannot work
     build(cfg, num_examples, steps_per_epoch) -> common.Method   # the pure functions the loop runs
     PUBLISHED: dict                  # paper numbers a report is read against (may be empty), keyed by

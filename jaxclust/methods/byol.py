@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxclust.config import ConfigError, choose
+from jaxclust.config import ConfigError, choose, in_range
 from jaxclust.methods import propos
 from jaxclust.methods.common import Method
 
@@ -44,8 +44,7 @@ def validate_keys(cfg) -> None:
             f"method section with jaxclust.methods.byol.method_config()."
         )
     choose(cfg, "method.forward", ("v1", "v2"))
-    if not 0.0 <= cfg.method.ema_momentum <= 1.0:
-        raise ConfigError(f"method.ema_momentum must lie in [0, 1], got {cfg.method.ema_momentum!r}.")
+    in_range(cfg, "method.ema_momentum", 0, 1)
 
 
 def validate(cfg) -> None:

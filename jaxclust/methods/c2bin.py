@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from jaxclust import losses, optim
-from jaxclust.config import ConfigError, choose
+from jaxclust.config import ConfigError, choose, in_range, nonnegative
 from jaxclust.methods.common import Method, apply_train, kmeans_method, kmeans_state, most_probable
 from jaxclust.models import build_backbone
 from jaxclust.models.heads import MLPHead, NoNorm
@@ -75,12 +75,9 @@ def validate(cfg) -> None:
             f"method.labels=head needs a head with cluster.num_clusters ({cfg.cluster.num_clusters}) clusters "
             f"in method.cluster_heads {heads}; add it, or set method.labels=kmeans."
         )
-    if not m.temperature > 0:
-        raise ConfigError(f"method.temperature must be positive, got {m.temperature!r}.")
-    if m.clust_weight < 0 or m.entropy_weight < 0:
-        raise ConfigError("method.clust_weight and method.entropy_weight must be non-negative.")
-    if not 0.0 <= m.ema_momentum <= 1.0:
-        raise ConfigError(f"method.ema_momentum must lie in [0, 1], got {m.ema_momentum!r}.")
+    in_range(cfg, "method.temperature", 0, open_low=True)
+    nonnegative(cfg, "method.clust_weight", "method.entropy_weight")
+    in_range(cfg, "method.ema_momentum", 0, 1)
 
 
 class EncoderProjector(nn.Module):

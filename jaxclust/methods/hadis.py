@@ -19,7 +19,7 @@ from __future__ import annotations
 import ml_collections
 
 from jaxclust import losses
-from jaxclust.config import ConfigError, choose
+from jaxclust.config import ConfigError, choose, in_range, nonnegative
 from jaxclust.methods import propos
 from jaxclust.methods.common import LossTerm, Method
 
@@ -54,8 +54,8 @@ def validate(cfg) -> None:
             "HaDis needs method.forward=v1: HSD compares each view's B x B distances, and the official "
             "forward_v2 has no HSD term (seed_hadis.md §1.5)."
         )
-    if m.hsd_weight < 0 or not m.hsd_temperature > 0:
-        raise ConfigError("method.hsd_weight must be >= 0 and method.hsd_temperature > 0.")
+    nonnegative(cfg, "method.hsd_weight")
+    in_range(cfg, "method.hsd_temperature", 0, open_low=True)
 
 
 def build(cfg, num_examples: int, steps_per_epoch: int) -> Method:

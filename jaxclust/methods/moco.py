@@ -38,7 +38,7 @@ import ml_collections
 import optax
 
 from jaxclust import losses, optim
-from jaxclust.config import ConfigError, choose
+from jaxclust.config import ConfigError, choose, in_range, positive
 from jaxclust.methods.common import Method, Pair, apply_train, extra_state, kmeans_method, kmeans_state
 from jaxclust.models import backbone_out_dim, build_backbone
 from jaxclust.models.heads import MLPHead, NoNorm
@@ -128,12 +128,9 @@ def validate_keys(cfg) -> None:
     optim.require_no_predictor(cfg)
     m = cfg.method
     choose(cfg, "method.head", HEADS)
-    if not m.temperature > 0:
-        raise ConfigError(f"method.temperature must be positive, got {m.temperature!r}.")
-    if not 0.0 <= m.ema_momentum <= 1.0:
-        raise ConfigError(f"method.ema_momentum must lie in [0, 1], got {m.ema_momentum!r}.")
-    if not isinstance(m.queue_size, int) or isinstance(m.queue_size, bool) or m.queue_size < 1:
-        raise ConfigError(f"method.queue_size must be a positive integer, got {m.queue_size!r}.")
+    in_range(cfg, "method.temperature", 0, open_low=True)
+    in_range(cfg, "method.ema_momentum", 0, 1)
+    positive(cfg, "method.queue_size")
     per_step = queue_rows_per_step(cfg)
     if m.queue_size % per_step:
         raise ConfigError(

@@ -64,7 +64,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxclust import kmeans, losses
-from jaxclust.config import ConfigError, choose
+from jaxclust.config import ConfigError, choose, in_range, nonnegative, positive
 from jaxclust.methods import byol, moco
 from jaxclust.methods.common import LossTerm, Method, kmeans_options
 
@@ -137,8 +137,7 @@ def validate(cfg) -> None:
         moco.validate_keys(cfg)
     else:
         byol.validate_keys(cfg)
-        if not m.temperature > 0:
-            raise ConfigError(f"method.temperature must be positive, got {m.temperature!r}.")
+        in_range(cfg, "method.temperature", 0, open_low=True)
     ks = m.num_clusters
     if not isinstance(ks, (tuple, list)) or not ks or any(
         not isinstance(k, int) or isinstance(k, bool) or k < 2 for k in ks
@@ -146,15 +145,11 @@ def validate(cfg) -> None:
         raise ConfigError(f"method.num_clusters must be a non-empty tuple of integers >= 2, got {ks!r}.")
     choose(cfg, "method.negatives", NEGATIVE_MODES)
     choose(cfg, "method.layout", LAYOUTS)
-    if not m.proto_weight >= 0:
-        raise ConfigError(f"method.proto_weight must be >= 0, got {m.proto_weight!r}.")
+    nonnegative(cfg, "method.proto_weight")
     w = m.proto_warmup_epochs
     if not isinstance(w, int) or isinstance(w, bool) or not 0 <= w <= cfg.train.epochs:
         raise ConfigError(f"method.proto_warmup_epochs must be an integer in [0, train.epochs], got {w!r}.")
-    for key in ("num_negatives", "kmeans_n_init", "kmeans_max_iter"):
-        v = m[key]
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ConfigError(f"method.{key} must be a positive integer, got {v!r}.")
+    positive(cfg, "method.num_negatives", "method.kmeans_n_init", "method.kmeans_max_iter")
     rows = _rows_per_loss(cfg)
     if m.negatives == "without_replacement" and m.num_negatives + rows > min(ks):
         raise ConfigError(
@@ -163,8 +158,7 @@ def validate(cfg) -> None:
             f"({min(ks)}) can always offer; lower method.num_negatives, or use "
             f"method.negatives='all' or 'with_replacement'."
         )
-    if not m.alpha > 0:
-        raise ConfigError(f"method.alpha must be positive, got {m.alpha!r}.")
+    in_range(cfg, "method.alpha", 0, open_low=True)
     lo, hi = m.concentration_percentiles
     if not 0 <= lo <= hi <= 100:
         raise ConfigError(f"method.concentration_percentiles must satisfy 0 <= lo <= hi <= 100, got {(lo, hi)!r}.")

@@ -22,7 +22,7 @@ import ml_collections
 import optax
 
 from jaxclust import losses, optim
-from jaxclust.config import ConfigError, choose
+from jaxclust.config import ConfigError, choose, count, in_range, nonnegative
 from jaxclust.models import build_backbone, make_norm
 from jaxclust.models.heads import MLPHead
 from jaxclust.methods.common import Method, Pair, apply_train, extra_state, kmeans_method, kmeans_state
@@ -88,6 +88,11 @@ class EncoderProjector(nn.Module):
 
 
 def validate(cfg) -> None:
+    nonnegative(cfg, "method.psl_weight", "method.sigma")
+    in_range(cfg, "method.temperature", 0, open_low=True)
+    in_range(cfg, "method.ema_momentum", 0, 1)
+    if "psl_queue_size" in cfg.method:  # absent from the config.json of runs older than the queue
+        count(cfg, "method.psl_queue_size", "off")
     choose(cfg, "method.psl_terms", ("both", "alignment", "uniformity"))
     choose(cfg, "method.psl_negatives", ("online", "target"))
     choose(cfg, "method.forward", ("v1", "v2"))

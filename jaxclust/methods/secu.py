@@ -43,7 +43,7 @@ import numpy as np
 import optax
 
 from jaxclust import checkpoint, losses, optim
-from jaxclust.config import ConfigError, choose
+from jaxclust.config import ConfigError, choose, in_range, nonnegative, positive
 from jaxclust.methods.common import Method, apply_train
 from jaxclust.models import build_backbone
 from jaxclust.models.heads import MLPHead
@@ -120,17 +120,12 @@ def validate(cfg) -> None:
             "method.center_update='closed_form' is the closed form of the SeCu centre loss (Eq. 4); the 'ce' "
             "ablation has none. Set method.center_loss='secu' or method.center_update='sgd'."
         )
-    if not isinstance(m.num_heads, int) or m.num_heads < 1:
-        raise ConfigError(f"method.num_heads must be a positive integer, got {m.num_heads!r}.")
-    for key in ("proj_temperature", "center_temperature"):
-        if not m[key] > 0:
-            raise ConfigError(f"method.{key} must be positive, got {m[key]!r}.")
-    if not 0.0 <= m.label_weight <= 1.0:
-        raise ConfigError(f"method.label_weight must lie in [0, 1], got {m.label_weight!r}.")
-    if not 0.0 < m.size_gamma <= 1.0:
-        raise ConfigError(f"method.size_gamma must lie in (0, 1], got {m.size_gamma!r}.")
-    if m.dual_lr < 0 or m.entropy_alpha < 0 or m.centers_lr < 0:
-        raise ConfigError("method.dual_lr, method.entropy_alpha and method.centers_lr must be non-negative.")
+    positive(cfg, "method.num_heads")
+    for key in ("method.proj_temperature", "method.center_temperature"):
+        in_range(cfg, key, 0, open_low=True)
+    in_range(cfg, "method.label_weight", 0, 1)
+    in_range(cfg, "method.size_gamma", 0, 1, open_low=True)
+    nonnegative(cfg, "method.dual_lr", "method.entropy_alpha", "method.centers_lr")
     optim.require_no_predictor(cfg)
     if not isinstance(m.init_from, str):
         raise ConfigError(f"method.init_from must be a workdir path ('' = off), got {m.init_from!r}.")

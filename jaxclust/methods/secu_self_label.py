@@ -33,7 +33,7 @@ import numpy as np
 import optax
 
 from jaxclust import checkpoint, losses, optim
-from jaxclust.config import ConfigError
+from jaxclust.config import ConfigError, in_range
 from jaxclust.methods import secu
 from jaxclust.methods.common import Method, apply_train
 from jaxclust.state import initial_state
@@ -58,8 +58,7 @@ def method_config() -> ml_collections.ConfigDict:
 
 def validate(cfg) -> None:
     m = cfg.method
-    if not 0.0 <= m.threshold < 1.0:
-        raise ConfigError(f"method.threshold must lie in [0, 1), got {m.threshold!r}.")
+    in_range(cfg, "method.threshold", 0, 1, open_high=True)
     if not isinstance(m.warmup_epochs, int) or not 0 <= m.warmup_epochs <= cfg.train.epochs:
         raise ConfigError(f"method.warmup_epochs must be an integer between 0 and train.epochs ({cfg.train.epochs}), "
                           f"got {m.warmup_epochs!r}.")
