@@ -45,7 +45,7 @@ class StepProgress:
             return
         jax.block_until_ready(latest)
         now = time.time()
-        self.last = now
+        self.printed()
         epoch_rate = (global_step - self.epoch_mark[1]) / max(now - self.epoch_mark[0], 1e-9)  # training steps/s
         run_rate = (global_step - self.start_step) / max(now - self.start, 1e-9)  # E-steps and saves included
         if epoch_rate <= 0 or run_rate <= 0:
@@ -54,6 +54,14 @@ class StepProgress:
                  f"{epoch_rate * self.batch_size:.0f} images/s | epoch ends in "
                  f"{duration((self.steps_per_epoch - done_in_epoch) / epoch_rate)} | run ends in about "
                  f"{duration((self.total_steps - global_step) / run_rate)}")
+
+    def due(self) -> bool:
+        """Whether `every_seconds` have passed since the last line: the loop then logs its epoch line
+        even between its `train.log_every_epochs`, so that no silence is longer than that."""
+        return self.every > 0 and self.last is not None and time.time() - self.last >= self.every
+
+    def printed(self) -> None:
+        self.last = time.time()
 
     def run_left(self, global_step: int) -> str:
         """The time the run has left at `global_step`, at its rate so far ("" before it has one)."""

@@ -98,14 +98,14 @@ def train_and_evaluate(cfg, workdir: str | Path, accept_config_change: bool = Fa
                 with metrics_path.open("a") as f:
                     f.write(json.dumps(record) + "\n")
                 events.write(record)
-            if epoch % cfg.train.log_every_epochs == 0 or is_last or epoch == start_epoch + 1:
+            if epoch % cfg.train.log_every_epochs == 0 or is_last or epoch == start_epoch + 1 or progress.due():
                 e_step = f" (E-step {record['e_step_seconds']:.2f}s)" if "e_step_seconds" in record else ""
                 left = progress.run_left(int(state.step))
-                log(
-                    f"epoch {epoch}/{epochs} | step {int(state.step)} | loss {train_stats['loss']:.4f} "
-                    f"| lr {train_stats['lr']:.4g} | {time.time() - t0:.1f}s{e_step} | {_format(record)}"
-                    + (f" | run ends in about {left}" if left and not is_last else "")
-                )
+                log(" | ".join(part for part in (
+                    f"epoch {epoch}/{epochs}", f"step {int(state.step)}", f"loss {train_stats['loss']:.4f}",
+                    f"lr {train_stats['lr']:.4g}", f"{time.time() - t0:.1f}s{e_step}", _format(record),
+                    f"run ends in about {left}" if left and not is_last else "") if part))
+                progress.printed()
             if epoch % cfg.train.checkpoint_every_epochs == 0 or is_last:
                 meta = {"epoch": epoch, "wall_seconds": elapsed + time.time(), **run.identity}
                 checkpointer.save(epoch, state, meta, labels)
