@@ -175,9 +175,9 @@ def _quiet_abandoned_reads():
             return
         previous_unraisable(report)
 
-    def log_filter(record) -> bool:  # asyncio's "Task exception was never retrieved" of an abandoned read
+    def log_filter(record) -> bool:  # asyncio's "Task/Future exception was never retrieved" of an abandoned read
         text = record.getMessage() + ("".join(format_exception(*record.exc_info)) if record.exc_info else "")
-        if "never retrieved" in text and any(name in text for name in (ABANDONED_READ, "async_deserialize")):
+        if "never retrieved" in text and any(name in text for name in ABANDONED_READ_MARKS):
             hook.last = time.time()
             return False
         return True
@@ -189,6 +189,9 @@ def _quiet_abandoned_reads():
 
 
 ABANDONED_READ = "_read_array_index_and_device_put"  # orbax's coroutine reading one array of a restore
+# what the asyncio report of an abandoned read of a checkpoint's arrays names: orbax's coroutines, or the
+# tensorstore error of opening / reading an array
+ABANDONED_READ_MARKS = (ABANDONED_READ, "async_deserialize", "tensorstore", '"zarr" driver', "OCDBT database")
 
 
 def _let_abandoned_reads_settle(hook, quiet: float = 0.25, limit: float = 3.0) -> None:

@@ -129,7 +129,7 @@ def test_damaged_newest_checkpoint_is_skipped_with_a_warning(tmp_path, straight)
     assert jaxclust.load(workdir).epoch == 4  # the new checkpoint of epoch 4 reads
 
 
-def test_evaluate_falls_back_past_a_damaged_checkpoint_and_names_the_flag(tmp_path, straight):
+def test_evaluate_and_load_fall_back_past_a_damaged_checkpoint_and_name_the_flag(tmp_path, straight):
     workdir = tmp_path / "damaged"
     shutil.copytree(straight, workdir)
     damage(workdir / "checkpoints" / "4")
@@ -142,8 +142,14 @@ def test_evaluate_falls_back_past_a_damaged_checkpoint_and_names_the_flag(tmp_pa
     assert json.loads((workdir / "report" / "report.json").read_text())["source"]["checkpoint_epoch"] == 3
     out = subprocess.run(evaluate + ["--checkpoint=4", f"--output={tmp_path / 'r4'}"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
-    assert out.returncode == 2 and out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "the checkpoint of epoch 4 cannot be read (damaged); choose another with --checkpoint=EPOCH" in out.stderr
+    import jaxclust  # the API falls back the same way
+
+    with pytest.warns(UserWarning, match=r"using the checkpoint of epoch 3.*checkpoint=EPOCH"):
+        assert jaxclust.load(workdir).epoch == 3
+    with pytest.raises(FileNotFoundError, match="epoch 4 cannot be read"):
+        jaxclust.load(workdir, checkpoint=4)
 
 
 def test_a_workdir_whose_checkpoints_all_fail_is_never_overwritten(tmp_path, straight):
