@@ -38,7 +38,9 @@ import sys
 import tempfile
 import types
 
-from absl import app, flags, logging
+from absl import flags
+
+from jaxclust import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("official_repo", None, "A checkout of github.com/Hzzone/ProPos.")
@@ -380,27 +382,22 @@ def compare(name: str, record: dict) -> bool:
     return ok and differ == 0
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+def main():
     import dataclasses
-
 
     from jaxclust.methods import propos_parity as parity
 
     unknown = sorted(set(FLAGS.settings or ()) - set(parity.SETTINGS))
     if unknown:
-        raise app.UsageError(f"unknown settings {unknown}; choose from {sorted(parity.SETTINGS)}.")
+        raise cli.UserError(f"unknown settings {unknown}; choose from {sorted(parity.SETTINGS)}.")
     if FLAGS.replay:
         results = {name: compare(name, parity.load_record(FLAGS.replay, name)) for name in FLAGS.settings or parity.SETTINGS}
         print("\n" + "\n".join(f"{name}: {'within tolerance' if ok else 'DIFFERS'}" for name, ok in results.items()))
         sys.exit(0 if all(results.values()) else 1)
     if not FLAGS.official_repo:
-        raise app.UsageError("--official_repo is required (or --replay=DIR).")
+        raise cli.UserError("--official_repo is required (or --replay=DIR).")
     if not os.path.isdir(os.path.join(FLAGS.official_repo, "models", "propos")):
-        raise app.UsageError(f"--official_repo={FLAGS.official_repo!r} is not a checkout of Hzzone/ProPos "
+        raise cli.UserError(f"--official_repo={FLAGS.official_repo!r} is not a checkout of Hzzone/ProPos "
                              "(models/propos/ not found).")
     geometry = parity.GEOMETRIES[FLAGS.geometry]
     if FLAGS.steps:
@@ -419,4 +416,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

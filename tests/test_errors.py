@@ -285,3 +285,16 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     newest = max(int(p.name) for p in (tmp_path / "step_checkpoints").iterdir() if p.name.isdigit())
     assert newest == bad_step - 1
     assert not (tmp_path / "summary.json").exists()
+
+
+@pytest.mark.parametrize("command, message", [
+    (["launch/compare_official.py"], "--official_repo is required (or --replay=DIR)."),
+    (["launch/compare_official.py", "--official_repo=/nonexistent"], "is not a checkout of Hzzone/ProPos"),
+    (["launch/predict.py", "--workdir=/nonexistent", "--images=x.npz", "--out=o"], "holds no jaxclust run"),
+    (["-m", "jaxclust.evaluate.tensorboard", "/nonexistent"], "holds no metrics.jsonl"),
+])
+def test_tools_tell_a_mistake_in_one_sentence(command, message):
+    out = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and message in out.stderr, out.stderr[-2000:]
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -102,6 +102,10 @@ def rebuild(workdir: str | Path) -> Path:
 
 
 if __name__ == "__main__":
+    from jaxclust.cli import fail
+
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m jaxclust.evaluate.tensorboard WORKDIR")
+        fail("give the run's workdir: python -m jaxclust.evaluate.tensorboard WORKDIR")
+    if not (Path(sys.argv[1]) / "metrics.jsonl").is_file():
+        fail(f"{sys.argv[1]!r} holds no metrics.jsonl; give the workdir of a run.")
     print(f"wrote {rebuild(sys.argv[1])}; view with: tensorboard --logdir {sys.argv[1]}")
