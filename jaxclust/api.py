@@ -98,7 +98,7 @@ class TrainedRun:
                                 jax.eval_shape(self.method.init, jax.random.key(0), sample))
             _, epoch, self.state, _, labels = restore_readable(
                 checkpointer, checkpoint, like, "jaxclust.load(workdir, checkpoint=EPOCH)",
-                lambda c, n: trainer.check_compatible_structure(c, n, like), lambda m: warnings.warn(m, stacklevel=3))
+                lambda c, n: trainer.check_compatible_structure(c, n, like), lambda m: warnings.warn(m.removeprefix("warning: "), stacklevel=3))
         finally:
             checkpointer.close()
         self.epoch, self._mesh = epoch, mesh

@@ -146,9 +146,13 @@ def test_evaluate_and_load_fall_back_past_a_damaged_checkpoint_and_name_the_flag
     assert "the checkpoint of epoch 4 cannot be read (damaged); choose another with --checkpoint=EPOCH" in out.stderr
     import jaxclust  # the API falls back the same way
 
-    with pytest.warns(UserWarning, match=r"using the checkpoint of epoch 3.*checkpoint=EPOCH"):
+    with pytest.warns(UserWarning) as caught:
         assert jaxclust.load(workdir).epoch == 3
-    with pytest.raises(FileNotFoundError, match="epoch 4 cannot be read"):
+    assert [str(w.message).split(" (")[0] for w in caught] == [
+        "the checkpoint checkpoints/4 cannot be read",
+        "using the checkpoint of epoch 3, the newest that can be read; choose one with jaxclust.load(workdir, checkpoint=EPOCH)."]
+    with pytest.warns(UserWarning, match="checkpoints/4 cannot be read"), \
+            pytest.raises(FileNotFoundError, match="epoch 4 cannot be read"):
         jaxclust.load(workdir, checkpoint=4)
 
 
