@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from jaxclust.checkpoint import Checkpointer, restore_readable
 from jaxclust.config import load_config_file
 from jaxclust.data.augment import AugmentConfig, eval_batch
 from jaxclust.data.feeder import embed_chunk
-from jaxclust.workdir import load_run_config
+from jaxclust.workdir import CONFIG_FILE, load_run_config, read_metrics
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -70,8 +69,8 @@ class TrainedRun:
 
     def __init__(self, workdir, checkpoint: int | None = None):
         self.workdir = Path(workdir)
-        if not (self.workdir / trainer.CONFIG_FILE).exists():
-            raise FileNotFoundError(f"{str(self.workdir)!r} holds no jaxclust run (no {trainer.CONFIG_FILE}); "
+        if not (self.workdir / CONFIG_FILE).exists():
+            raise FileNotFoundError(f"{str(self.workdir)!r} holds no jaxclust run (no {CONFIG_FILE}); "
                                     "train there first or pass the workdir of a run.")
         self.config = cfg = load_run_config(self.workdir)
         mesh = parallel.make_mesh()
@@ -102,9 +101,7 @@ class TrainedRun:
         finally:
             checkpointer.close()
         self.epoch, self._mesh = epoch, mesh
-        metrics_path = self.workdir / trainer.METRICS_FILE
-        self.metrics = ([json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-                        if metrics_path.exists() else [])
+        self.metrics = read_metrics(self.workdir)
         if labels is None and self.method.pseudo_labels is not None:  # a checkpoint saved before labels were kept
             labels = np.asarray(self.method.pseudo_labels(self.state))
         self.labels = labels

@@ -31,8 +31,8 @@ from jaxclust.data.augment import AugmentConfig, augment_batch, eval_batch, view
 from jaxclust.data.feeder import embed_chunk, make_feeder
 from jaxclust.evaluate.tensorboard import DIRNAME as TENSORBOARD_DIR, EventWriter
 from jaxclust.progress import StepProgress
-from jaxclust.workdir import (CONFIG_FILE, METRICS_FILE, STEP_CHECKPOINTS, SUMMARY_FILE, WorkdirError,  # noqa: F401
-                              check_resume_config, check_workdir, record_config)
+from jaxclust.workdir import (METRICS_FILE, STEP_CHECKPOINTS, SUMMARY_FILE, WorkdirError, check_resume_config,
+                              check_workdir, read_metrics, record_config)
 
 
 def log(message: str) -> None:
@@ -377,7 +377,7 @@ def _resume(run: Run, checkpointer: Checkpointer, step_checkpointer: Checkpointe
     done = None  # steps of a partly trained epoch, from a step checkpoint
     if meta is not None:
         start_epoch, elapsed = meta["epoch"], meta["wall_seconds"]
-        records = _read_records(run.workdir / METRICS_FILE, start_epoch)
+        records = [r for r in read_metrics(run.workdir) if r["epoch"] <= start_epoch]
         if "step_in_epoch" in meta:
             done = {k: meta[k] for k in ("step_in_epoch", "terms", "losses", *SCHEDULE_METRICS) if k in meta}
             log(f"resumed from the checkpoint of step {int(state.step)} (epoch {start_epoch + 1}, "
@@ -391,13 +391,6 @@ def _resume(run: Run, checkpointer: Checkpointer, step_checkpointer: Checkpointe
         records = [record]
         log(f"epoch 0/{epochs} | E-step on the initial network | {_format(record)}")  # k-means or own labels
     return state, labels, records, start_epoch, elapsed, done
-
-
-def _read_records(path: Path, up_to_epoch: int) -> list[dict]:
-    if not path.exists():
-        return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in records if r["epoch"] <= up_to_epoch]
 
 
 def _write_records(path: Path, records: list[dict]) -> None:

@@ -86,6 +86,14 @@ def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(merge(defaults, saved))
 
 
+def read_metrics(workdir: str | Path) -> list[dict]:
+    """The records of WORKDIR/metrics.jsonl ([] when there is none yet)."""
+    path = Path(workdir) / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def has_checkpoints(workdir: Path) -> bool:
     """Whether `workdir` holds a complete checkpoint (orbax names complete ones by their number)."""
     return any(p.name.isdigit() for d in ("checkpoints", STEP_CHECKPOINTS) if (workdir / d).is_dir()

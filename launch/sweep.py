@@ -39,10 +39,8 @@ def load(path: str, function: str, what: str):
     as a UserError naming the file."""
     try:
         return load_config_file(path, function)
-    except ConfigError as error:  # its messages say "config file" whatever the file is
+    except ConfigError as error:  # any failure of the file; its messages say "config file" whatever the file is
         raise UserError(str(error).replace("config file", f"{what} file", 1)) from error
-    except Exception as error:  # the file's own code: whatever it raises is the user's to fix
-        raise UserError(f"{what} file {path!r} raised {type(error).__name__}: {error}") from error
 
 
 def load_config(path: str) -> ml_collections.ConfigDict:

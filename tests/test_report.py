@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from jaxclust.evaluate import analysis, linear, tensorboard
-from jaxclust.evaluate.report import default_config, evaluate, load_run_config
+from jaxclust.evaluate.report import default_config, evaluate
+from jaxclust.workdir import load_run_config
 from jaxclust.trainer import train_and_evaluate
 from test_train_e2e import tiny_digits_config
 

@@ -27,7 +27,7 @@ from jaxclust import kmeans, methods, metrics, parallel, trainer
 from jaxclust.config import ConfigError
 from jaxclust.data.augment import augment_batch, eval_batch
 from jaxclust.evaluate import analysis, linear
-from jaxclust.workdir import load_run_config  # noqa: F401 - also the report's, for its callers
+from jaxclust.workdir import load_run_config, read_metrics
 
 REPORT_DIR = "report"
 log = trainer.log
@@ -171,13 +171,6 @@ def _restore(run, checkpoint, torch_checkpoint, rcfg) -> tuple[object, dict]:
     state, meta = trainer.restore_state(run, checkpoint)
     log(f"restored the checkpoint of epoch {meta['epoch']} from {run.workdir}")
     return state, {"checkpoint_epoch": int(meta["epoch"]), "step": int(state.step)}
-
-
-def _read_metrics(workdir: Path) -> list[dict]:
-    path = workdir / trainer.METRICS_FILE
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _linear_split(labels: np.ndarray, lcfg) -> tuple[np.ndarray, np.ndarray]:
@@ -397,7 +390,7 @@ def evaluate(workdir, cfg=None, rcfg=None, checkpoint: int | None = None, torch_
             extra["embeddings"] = feats_np
         np.savez(out / "assignments.npz", cluster=labels, labels_from=clustering["labels_from"], **extra)
         if rcfg.figures:
-            records = _read_metrics(workdir) if not torch_checkpoint else []
+            records = read_metrics(workdir) if not torch_checkpoint else []
             report["figures"] = _figures(out, run, rcfg, feats_np, labels, k, records, report)
         report["seconds"] = round(time.time() - t_start, 2)
         report["config"] = rcfg.to_dict()
