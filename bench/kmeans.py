@@ -4,6 +4,7 @@
     python bench/kmeans.py --large          # adds N=1.28M, D=256, K=1000 (several minutes on 2 cores)
     python bench/kmeans.py --large_only
     python bench/kmeans.py --devices_only [--fake_devices 2]   # restarts row-sharded vs spread over devices
+    python bench/kmeans.py --official       # only: against torch_clustering.PyTorchKMeans (bench/kmeans_official.py)
 
 Needs `pip install -e ".[bench]"` (faiss-cpu).
 
@@ -463,7 +464,8 @@ def parse_args(argv=None):
     p.add_argument("--restarts", type=int, default=3, help="k-means++ restarts (n_init / nredo)")
     p.add_argument("--iters", type=int, default=10, help="Lloyd iterations per restart (max_iter / niter)")
     p.add_argument("--reps", type=int, default=3, help="timed repetitions (median reported)")
-    p.add_argument("--chunk_size", type=int, default=4096, help="jaxclust rows per assignment block")
+    p.add_argument("--chunk_size", type=int, default=32768,
+                   help="jaxclust's most rows per assignment block (chunk_size; large K uses fewer, see kmeans_rows._block_rows)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no_faiss", action="store_true", help="skip faiss (if faiss-cpu is not installed)")
     p.add_argument("--no_sklearn", action="store_true", help="skip scikit-learn")
@@ -475,12 +477,23 @@ def parse_args(argv=None):
     p.add_argument("--large_k", type=int, default=1000)
     p.add_argument("--large_iters", type=int, default=4, help="M: extra iterations timed for s/iter")
     p.add_argument("--large_reps", type=int, default=2)
-    p.add_argument("--large_chunks", type=ints, default=[4096, 65536], help="chunk sizes compared")
+    p.add_argument("--large_chunks", type=ints, default=[4096, 32768],
+                   help="chunk_size values compared (caps: at K=1000 both give 262-row blocks)")
     p.add_argument("--devices_only", action="store_true",
                    help="run only the restarts-over-devices section (row-sharded vs spread restarts)")
     p.add_argument("--fake_devices", type=int, default=0,
                    help="simulate this many CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count)")
     p.add_argument("--device_restarts", type=int, default=8, help="n_init of the devices section")
+    p.add_argument("--official", action="store_true",
+                   help="run only the section against the official torch_clustering.PyTorchKMeans (bench/kmeans_official.py)")
+    p.add_argument("--official_path", default=None,
+                   help="checkout holding torch_clustering/ (default $TORCH_CLUSTERING_PATH, ../torch_clustering, "
+                        "../official/torch_clustering, else the Python path)")
+    p.add_argument("--official_ks", type=ints, default=[10, 100, 1000], help="K of the --official section")
+    p.add_argument("--official_n", type=int, default=20_000, help="N of the --official section")
+    p.add_argument("--official_threads", type=ints, default=[1, 2], help="thread counts of the --official section")
+    p.add_argument("--official_restarts", type=int, default=3, help="k-means++ restarts of the --official section")
+    p.add_argument("--official_iters", type=int, default=30, help="max Lloyd iterations of the --official section")
     p.add_argument("--_child", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.iters < 2:
@@ -490,6 +503,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.official:  # its own processes, one per thread count
+        from kmeans_official import official_section
+
+        official_section(args)
+        return
     if args.fake_devices:
         add_xla_flag(f"--xla_force_host_platform_device_count={args.fake_devices}")
     if args.single_thread:

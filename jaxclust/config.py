@@ -140,7 +140,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.kmeans.n_init = 10
     c.kmeans.max_iter = 300
     c.kmeans.tol = 1e-4
-    c.kmeans.chunk_size = 4096  # rows per block of the assignment, bounds memory at N x chunk
+    c.kmeans.chunk_size = 32768  # the most rows per block of the assignment, bounds memory at chunk x K (large K: fewer)
     c.kmeans.n_local_trials = 0  # k-means++ candidates per centre; 0: official 2 + int(log K), 1: plain
     # auto: each device runs its share of the restarts on a whole copy of the features when the
     # device count divides n_init and the copy is at most 1 GiB (no communication per iteration, and

@@ -22,11 +22,12 @@ Random numbers come from ``jax.random`` (bit parity with torch's generator is im
 ``kmeans_from_init`` is comparable bit-for-bit-in-labels with the official code.
 
 Memory: the (N, K) distance matrix is never built at once. Rows are processed in chunks of at most
-``chunk_size`` rows in a loop, and an unsharded x is never copied (chunks are slices of it). If ``x`` is
-sharded on its row axis over a ('data',) mesh the chunk layout is *strided* (chunk j holds rows
-``j, j + n_chunks, j + 2 n_chunks, ...``), so every chunk stays spread over all devices instead of
-living on one of them; otherwise chunks are contiguous. k-means++ needs only (N, candidates)
-distances per centre and computes them for all rows at once. Row norms are computed once per call.
+``chunk_size`` rows in a loop (fewer for large K, so that a chunk's distances stay in cache), and an
+unsharded x is never copied (chunks are slices of it). If ``x`` is sharded on its row axis over a
+('data',) mesh the chunk layout is *strided* (chunk j holds rows ``j, j + n_chunks, j + 2 n_chunks,
+...``), so every chunk stays spread over all devices instead of living on one of them; otherwise
+chunks are contiguous. k-means++ needs only (N, candidates) distances per centre and computes them
+for all rows at once. Row norms are computed once per call.
 The layout and the distance / assignment / centre building blocks on it are in `jaxclust.kmeans_rows`.
 
 Shapes: ``x`` (N, D) float; centres (K, D); labels (N,) int32; per-point distances (N,).
@@ -56,9 +57,9 @@ __all__ = [
     "spherical_kmeans",
 ]
 
-# Rows per assignment block; (4096, K) distances at a time, as the official `predict`. Also the
-# fastest of 4096 / 16384 / 60000 on one CPU core at N = 60000, K = 10 and 200 (cache reuse).
-DEFAULT_CHUNK_SIZE = 4096
+# The most rows per assignment block (the official `predict` uses 4096): a bound on memory, (32768, K)
+# distances and a 32768-row slice of x at most; large K uses fewer rows (`kmeans_rows._block_rows`).
+DEFAULT_CHUNK_SIZE = 32768
 _MESH_AXIS = "data"  # the mesh axis restarts are spread over (jaxclust.parallel.DATA_AXIS)
 
 
@@ -262,7 +263,7 @@ def _kmeans_plusplus_chunks(key, rows: _Rows, n: int, k: int, n_trials: int):
 def _assign_jit(x, centers, chunk_size: int, strided: bool):
     n = x.shape[0]
     x = x.astype(_float_dtype(x))
-    labels_c, md_c = _assign_chunks(_layout(x, chunk_size, strided), centers.astype(x.dtype))
+    labels_c, md_c = _assign_chunks(_layout(x, chunk_size, strided, centers.shape[0]), centers.astype(x.dtype))
     return _from_chunks(labels_c, n), _from_chunks(md_c, n)
 
 
@@ -284,14 +285,15 @@ def _kmeans_from_init_jit(x, init, tol, max_iter: int, chunk_size: int, early_st
     n = x.shape[0]
     x = x.astype(_float_dtype(x))
     tol_value = _tolerance_value_jit(x, tol)
-    labels_c, *rest = _lloyd(_layout(x, chunk_size, strided), init.astype(x.dtype), max_iter, tol_value, early_stop)
+    rows = _layout(x, chunk_size, strided, init.shape[0])
+    labels_c, *rest = _lloyd(rows, init.astype(x.dtype), max_iter, tol_value, early_stop)
     return KMeansResult(_from_chunks(labels_c, n), *rest)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "chunk_size", "n_trials", "strided"))
 def _kmeans_plusplus_jit(key, x, k: int, chunk_size: int, n_trials: int, strided: bool):
     x = x.astype(_float_dtype(x))
-    return _kmeans_plusplus_chunks(key, _layout(x, chunk_size, strided), x.shape[0], k, n_trials)
+    return _kmeans_plusplus_chunks(key, _layout(x, chunk_size, strided, k), x.shape[0], k, n_trials)
 
 
 def _best_of_restarts(rows: _Rows, tol_value, keys, live, n: int, k: int, n_trials: int, max_iter: int, early_stop: bool):
@@ -343,7 +345,7 @@ def _spherical_kmeans_jit(key, x, tol, k: int, n_init: int, max_iter: int, chunk
 
     if mesh is None:
         # Laid out once, shared by every restart and every iteration (sharded like x, if it is).
-        labels_c, *rest = run(_layout(x, chunk_size, strided), tol_value, keys, jnp.ones((n_init,), bool))
+        labels_c, *rest = run(_layout(x, chunk_size, strided, k), tol_value, keys, jnp.ones((n_init,), bool))
         return KMeansResult(_from_chunks(labels_c, n), *rest)
 
     # Restarts spread over devices: device j runs restarts j*r .. j*r + r - 1 on a whole copy of x
@@ -357,7 +359,7 @@ def _spherical_kmeans_jit(key, x, tol, k: int, n_init: int, max_iter: int, chunk
     live = jnp.arange(devices * per_device) < n_init
 
     def on_device(x_whole, keys_local, live_local, tol_local):
-        best = run(_layout(x_whole, chunk_size, strided=False), tol_local, keys_local, live_local)
+        best = run(_layout(x_whole, chunk_size, strided=False, k=k), tol_local, keys_local, live_local)
         return jax.tree.map(lambda a: a[None], best)  # a leading device axis
 
     spec = P(_MESH_AXIS)
@@ -378,7 +380,7 @@ def assign(x, centers, chunk_size: int = DEFAULT_CHUNK_SIZE):
     Args:
       x: (N, D) points (need not be unit norm).
       centers: (K, D) centres (need not be unit norm; a zero centre is at distance 1 from all).
-      chunk_size: rows per block; at most (chunk_size, K) distances exist at once.
+      chunk_size: the most rows per block; at most (chunk_size, K) distances exist at once.
     Returns:
       labels (N,) int32 and min_dist (N,) = 1 - cos(x, centers[labels]).
     """
@@ -411,7 +413,7 @@ def kmeans_from_init(
 
     Args:
       x: (N, D) features. init: (K, D) initial centres. max_iter: max Lloyd iterations (>= 1).
-      tol: relative tolerance (scaled by `tolerance_value`). chunk_size: rows per assignment block.
+      tol: relative tolerance (scaled by `tolerance_value`). chunk_size: the most rows per assignment block.
       early_stop: False runs exactly `max_iter` iterations, ignoring both convergence rules (for
         benchmarks at equal work; not an official option).
     Returns:
@@ -466,7 +468,7 @@ def spherical_kmeans(
       key: PRNG key; restart i uses the i-th key of `jax.random.split(key, n_init)`.
       x: (N, D) features (ProPos passes l2-normalised ones). k: number of clusters, 1 <= k <= N.
       n_init: restarts (official default 10 per process; 4 GPUs ran 40). max_iter, tol: as official.
-      chunk_size: rows per assignment block.
+      chunk_size: the most rows per assignment block.
       early_stop: False runs exactly `max_iter` iterations per restart, ignoring both convergence
         rules (for benchmarks at equal work; not an official option).
       n_local_trials: k-means++ candidates per centre (see `kmeans_plusplus`); None is official.

@@ -3,6 +3,7 @@ on fixed parameters (numpy ports of the torchvision formulas, colorsys, PIL floa
 the config checks, then the random pipeline (shapes, range, determinism, per-image keys)."""
 
 import colorsys
+import dataclasses
 import functools
 import itertools
 import math
@@ -597,3 +598,76 @@ def test_two_views_use_their_own_config(monkeypatch):
     slots = [jax.random.fold_in(jax.random.fold_in(key, 2), v) for v in (1, 2)]
     for (k, _), expected in zip(calls[:2], slots):
         np.testing.assert_array_equal(jax.random.key_data(k[2]), jax.random.key_data(expected))
+
+
+# ----------------------------------------------------------------------------------------------
+# The fused pipeline against a straightforward formulation (each op applied in turn, as torchvision
+# does, from the same uniforms): hue computed once inside ColorJitter and the flip folded into the
+# crop / affine sampling change nothing beyond float rounding.
+# ----------------------------------------------------------------------------------------------
+
+# Outputs lie in [0, 1] before normalisation: 32 float32 ulps of 1.0 covers the summation-order and
+# contraction differences of the resampling dot products and the jitter chain.
+PIPELINE_ATOL = 32 * float(np.finfo(np.float32).eps)
+
+
+def straightforward_augment(key, image, cfg, out_size):
+    """One image, one op after another with concrete parameters, from the uniforms of `key`."""
+    u = np.asarray(jax.random.uniform(key, (A._N_UNIFORMS,), jnp.float32))
+    x = A.to_float(image)
+    h, w, c = x.shape
+    if cfg.crop:
+        x = G.resized_crop(x, *A._crop_from_uniforms(jnp.asarray(u[A._U_CROP]), h, w, cfg.crop_scale,
+                                                      cfg.crop_ratio), out_size)
+    if cfg.affine:
+        x = G.affine_transform(x, *A._affine_from_uniforms(jnp.asarray(u[A._U_AFFINE]), cfg))
+    if u[A._U_FLIP] < cfg.flip_prob:
+        x = G.horizontal_flip(x)
+    if cfg.jitter_enabled and u[A._U_JITTER_P] < cfg.jitter_prob:
+        order, factors = A._jitter_from_uniforms(jnp.asarray(u[A._U_JITTER]), cfg)
+        ops = [P.adjust_brightness, P.adjust_contrast, P.adjust_saturation, P.adjust_hue]
+        strengths = (cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue)
+        for op in np.asarray(order):
+            if strengths[op] > 0:
+                x = ops[op](x, factors[op])
+    if c == 3 and u[A._U_GRAY] < cfg.grayscale_prob:
+        x = P.to_grayscale(x)
+    if cfg.blur_prob > 0 and u[A._U_BLUR_P] < cfg.blur_prob:
+        x = P.gaussian_blur(x, A._scale_u(u[A._U_BLUR_SIGMA], *cfg.blur_sigma), cfg.blur_kernel)
+    if cfg.solarize_prob > 0 and u[A._U_SOLARIZE] < cfg.solarize_prob:
+        x = P.solarize(x, cfg.solarize_threshold)
+    return np.asarray(x)
+
+
+@pytest.mark.parametrize("name", ["rgb", "gray_flip"])
+def test_pipeline_matches_straightforward_formulation(keys, rgb_batch, gray_batch, name):
+    cfg, images = {"rgb": (RGB_CFG, rgb_batch),
+                   "gray_flip": (dataclasses.replace(GRAY_CFG, flip_prob=0.5), gray_batch)}[name]
+    out = _unnorm(np.asarray(A.augment_batch(keys, images, cfg, 8)), cfg)
+    for i in range(N):
+        np.testing.assert_allclose(out[i], straightforward_augment(keys[i], images[i], cfg, 8),
+                                   rtol=0, atol=PIPELINE_ATOL)
+
+
+def test_color_jitter_every_order_vs_sequential_ops(rgb):
+    """All 24 orders (hue in each slot), batched as in the pipeline, against the ops one by one."""
+    params = (1.3, 0.6, 1.4, 0.08)
+    orders = np.array(list(itertools.permutations(range(4))), np.int32)
+    out = jax.jit(jax.vmap(lambda o: P.color_jitter(rgb, o, *params)))(orders)
+    ops = [P.adjust_brightness, P.adjust_contrast, P.adjust_saturation, P.adjust_hue]
+    for order, got in zip(orders, np.asarray(out)):
+        ref = rgb
+        for op in order:
+            ref = ops[op](ref, params[op])
+        np.testing.assert_allclose(got, ref, rtol=0, atol=PIPELINE_ATOL)
+
+
+def test_flip_folded_into_the_sampling():
+    x = _rand_img(13, 12, 10, 3)
+    for flip in (False, True):
+        crop = G.resized_crop(x, 2, 1, 9, 7, 8, flip=jnp.asarray(flip))
+        ref = G.resized_crop(x, 2, 1, 9, 7, 8)
+        np.testing.assert_allclose(crop, G.horizontal_flip(ref) if flip else ref, rtol=0, atol=PIPELINE_ATOL)
+        affine = G.affine_transform(x, 17.0, (0.4, -0.8), 1.07, flip=jnp.asarray(flip))
+        ref = G.affine_transform(x, 17.0, (0.4, -0.8), 1.07)
+        np.testing.assert_allclose(affine, G.horizontal_flip(ref) if flip else ref, rtol=0, atol=PIPELINE_ATOL)

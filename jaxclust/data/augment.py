@@ -495,18 +495,22 @@ def augment_image(key, image: jax.Array, cfg: AugmentConfig, out_size: int) -> j
     u = jax.random.uniform(key, (_N_UNIFORMS,), jnp.float32)
     x = image
 
+    # RandomHorizontalFlip is folded into the last geometric op, which mirrors its sampling (no pass
+    # over the image); only without crop and affine is it a select of the flipped image.
+    flipped = u[_U_FLIP] < cfg.flip_prob
+    flip_by = ("affine" if cfg.affine else "crop" if cfg.crop else "select") if cfg.flip_prob > 0 else None
     if cfg.crop:
         top, left, ch, cw = _crop_from_uniforms(u[_U_CROP], h, w, cfg.crop_scale, cfg.crop_ratio)
-        x = resized_crop(x, top, left, ch, cw, out_size)
+        x = resized_crop(x, top, left, ch, cw, out_size, flip=flip_by == "crop" and flipped)
     elif (h, w) != (out_size, out_size):
         x = resize(x, out_size, out_size, "bilinear")
 
     if cfg.affine:
         angle, shift, scale = _affine_from_uniforms(u[_U_AFFINE], cfg)
-        x = affine_transform(x, angle, shift, scale)
+        x = affine_transform(x, angle, shift, scale, flip=flip_by == "affine" and flipped)
 
-    if cfg.flip_prob > 0:
-        x = jnp.where(u[_U_FLIP] < cfg.flip_prob, horizontal_flip(x), x)
+    if flip_by == "select":
+        x = jnp.where(flipped, horizontal_flip(x), x)
 
     if cfg.jitter_enabled:
         order, f = _jitter_from_uniforms(u[_U_JITTER], cfg)

@@ -90,12 +90,16 @@ def resize(img: jax.Array, out_h: int, out_w: int, method: str = "bilinear",
 
 
 def resized_crop(img: jax.Array, top, left, height, width, out_size: int,
-                 method: str = "bilinear") -> jax.Array:
+                 method: str = "bilinear", flip=False) -> jax.Array:
     """``F.resized_crop``: crop rows [top, top+height) and columns [left, left+width) and resize to
-    ``(out_size, out_size)`` with antialiased bilinear filtering. The crop box may be traced."""
+    ``(out_size, out_size)`` with antialiased bilinear filtering. The crop box may be traced.
+
+    ``flip`` (a possibly traced bool) mirrors the result horizontally (RandomHorizontalFlip after the
+    crop) by reversing the rows of the column weights: no extra pass over the image."""
     h, w = img.shape[0], img.shape[1]
     wy = _resample_matrix(h, out_size, top, height, method, True)
     wx = _resample_matrix(w, out_size, left, width, method, True)
+    wx = jnp.where(flip, wx[::-1], wx)
     out = apply_resampling(img, wy, wx)
     return jnp.clip(out, 0.0, 1.0) if method == "bicubic" else out
 
@@ -137,10 +141,13 @@ def _bilinear_sample_zero(img: jax.Array, qy: jax.Array, qx: jax.Array) -> jax.A
             + fy * (1 - fx) * tap(y0 + 1, x0) + fy * fx * tap(y0 + 1, x0 + 1))
 
 
-def affine_transform(img: jax.Array, angle, shift, scale) -> jax.Array:
+def affine_transform(img: jax.Array, angle, shift, scale, flip=False) -> jax.Array:
     """Rotate by ``angle`` degrees (counter-clockwise as displayed), scale by ``scale`` about the
     image centre ((H-1)/2, (W-1)/2), then translate by ``shift = (dx, dy)`` pixels (dx to the
-    right, dy down). Bilinear sampling, zeros outside the input."""
+    right, dy down). Bilinear sampling, zeros outside the input.
+
+    ``flip`` (a possibly traced bool) mirrors the result horizontally (a flip after the transform)
+    by sampling output column ``W-1-x`` at column ``x``: no extra pass over the image."""
     h, w = img.shape[0], img.shape[1]
     cy, cx = (h - 1) * 0.5, (w - 1) * 0.5
     theta = jnp.deg2rad(jnp.asarray(angle, jnp.float32))
@@ -148,6 +155,7 @@ def affine_transform(img: jax.Array, angle, shift, scale) -> jax.Array:
     shift = jnp.asarray(shift, jnp.float32)
     py, px = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
                           indexing="ij")
+    px = jnp.where(flip, (w - 1) - px, px)
     dx = px - cx - shift[0]
     dy = py - cy - shift[1]
     # Inverse map output -> input: q = c + R(-angle) (p - c - t) / scale  (y axis pointing down).
