@@ -14,9 +14,10 @@ reader (the `tensorboard` package, installed by the test extra).
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from jaxclust.workdir import METRICS_FILE, read_metrics
 
 DIRNAME = "tensorboard"
 _NOT_SCALARS = {"epoch", "step"}
@@ -95,9 +96,7 @@ def read_scalars(logdir: str | Path) -> dict[str, list[tuple[int, float]]]:
 def rebuild(workdir: str | Path) -> Path:
     """Rewrites WORKDIR/tensorboard from WORKDIR/metrics.jsonl; returns the directory."""
     workdir = Path(workdir)
-    lines = (workdir / "metrics.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
-    EventWriter.rewrite(workdir / DIRNAME, records).close()
+    EventWriter.rewrite(workdir / DIRNAME, read_metrics(workdir)).close()
     return workdir / DIRNAME
 
 
@@ -106,6 +105,6 @@ if __name__ == "__main__":
 
     if len(sys.argv) != 2:
         fail("give the run's workdir: python -m jaxclust.evaluate.tensorboard WORKDIR")
-    if not (Path(sys.argv[1]) / "metrics.jsonl").is_file():
+    if not (Path(sys.argv[1]) / METRICS_FILE).is_file():
         fail(f"{sys.argv[1]!r} holds no metrics.jsonl; give the workdir of a run.")
     print(f"wrote {rebuild(sys.argv[1])}; view with: tensorboard --logdir {sys.argv[1]}")
