@@ -9,9 +9,9 @@ torch (a CUDA image). In order, within `--budget_s` (8 minutes) in all:
 1. Install only what is missing: every dependency of pyproject.toml that is absent or too old, except
    jax, jaxlib and torch (their CUDA builds are never replaced; a missing jax stops the script), with
    `pip install --no-index --find-links DIR` from `--wheels DIR` (no network) or from the package index
-   without it; munkres too with `--torch_clustering` (the official k-means imports it); then jaxclust
-   itself with `pip install --no-deps --no-build-isolation -e .` if it is not importable (the children
-   import this checkout through PYTHONPATH in any case). `--skip_install` touches nothing.
+   without it; tqdm too with `--torch_clustering` (the official k-means module imports it); then
+   jaxclust itself with `pip install --no-deps --no-build-isolation -e .` if it is not importable (the
+   children import this checkout through PYTHONPATH in any case). `--skip_install` touches nothing.
 2. `bench/train_step.py` with `--torch` (PyTorch step and embedding in the same run, when the script
    has that flag and torch is importable) for ResNet-18 with the CIFAR stem at batch 256 and 512,
    32x32 (configs/propos_cifar10.py), and ResNet-34 at batch 128, 96x96 (configs/propos_stl10.py).
@@ -24,8 +24,9 @@ torch (a CUDA image). In order, within `--budget_s` (8 minutes) in all:
    iterations, tol 1e-4) on 60,000 x 128 unit features (bench/kmeans.py's synthetic clusters) with
    K = 10 and 1000, against the official `torch_clustering.PyTorchKMeans(metric='cosine')` with the
    same settings on the GPU when it is importable (`--torch_clustering`: the folder holding
-   torch_clustering/, a checkout of github.com/Hzzone/torch_clustering). Time of one call after a
-   warm-up call (jaxclust: its compilation); peak device memory of each side.
+   torch_clustering/, a checkout of github.com/Hzzone/torch_clustering; only its k-means modules are
+   loaded, not the package's __init__: bench/kmeans_official.py's import_official_kmeans). Time of one
+   call after a warm-up call (jaxclust: its compilation); peak device memory of each side.
 
 Every measurement runs in its own subprocess with a timeout: each case gets its share of the time left
 (by weight; the short E-step cases run first), so what an early case leaves over goes to the later
@@ -36,11 +37,11 @@ into the README. `--logs DIR` keeps every child's output.
 
 The wheel folder, built on a machine with network access: `bash bench/wheels.sh DIR` downloads, for the
 GPU machine's Python (PYVER=3.12 by default, x86-64 Linux), what a CUDA image with jax, flax, optax,
-orbax and torch usually lacks: ml-collections and tensorboardX (jaxclust's), munkres (the official
-torch_clustering's); their own dependencies (absl-py, PyYAML, protobuf, numpy, packaging) come with
-such images. By hand: `python -m pip download --no-deps --only-binary=:all: --python-version 3.12
---platform manylinux2014_x86_64 -d DIR ml-collections tensorboardX munkres`. For a GPU machine that only
-gets a copy of the checkout, put both folders inside it, kept out of git (.git/info/exclude):
+orbax and torch usually lacks: ml-collections and tensorboardX (jaxclust's), tqdm (the official k-means
+module's); their own dependencies (absl-py, PyYAML, protobuf, numpy, packaging) come with such images.
+By hand: `python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --platform
+manylinux2014_x86_64 -d DIR ml-collections tensorboardX tqdm`. For a GPU machine that only gets a copy
+of the checkout, put both folders inside it, kept out of git (.git/info/exclude):
 
     bash bench/wheels.sh .whl && cp -r PATH/TO/torch_clustering .torch_clustering      # here
     python3 bench/gpu.py --wheels .whl --torch_clustering .torch_clustering --out gpu_table.md   # there
@@ -71,7 +72,8 @@ except ImportError:  # pip always carries it
     from pip._vendor.packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parent.parent
-TRAIN_STEP = REPO / "bench" / "train_step.py"
+BENCH = REPO / "bench"
+TRAIN_STEP = BENCH / "train_step.py"
 JAXCLUST, TORCH = "jaxclust", "PyTorch"
 # CUDA builds the image brings: installing them from a wheel folder or the index would replace them
 NEVER_INSTALL = {"jax", "jaxlib", "torch"}
@@ -293,11 +295,16 @@ def estep_jax(features, args) -> dict:
                 note=f"first call {first_s:.1f} s; {solver.n_init} restarts, best ran {int(result.n_iter)} iter")
 
 
+def official_path(torch_clustering: str | None) -> str | None:
+    """What import_official_kmeans gets from --torch_clustering: the checkout, or None (the Python path)."""
+    return os.path.abspath(torch_clustering) if torch_clustering else None
+
+
 def estep_official(features, args) -> dict:
-    if args.torch_clustering:
-        sys.path.insert(0, os.path.abspath(args.torch_clustering))
     import torch
-    from torch_clustering import PyTorchKMeans
+    from kmeans_official import import_official_kmeans  # bench/ is this script's sys.path[0]
+
+    PyTorchKMeans = import_official_kmeans(official_path(args.torch_clustering))[0]
 
     from jaxclust.config import base_config
 
@@ -393,8 +400,8 @@ def install_missing(args) -> list[str]:
     for req, have in frozen:
         notes.append(f"warning: {req} wanted, {have} installed (left as it is)")
     wanted = [req for req, name, _ in bad if name not in NEVER_INSTALL]
-    if args.torch_clustering and importlib.util.find_spec("munkres") is None:
-        wanted.append("munkres")  # imported by torch_clustering/__init__.py
+    if args.torch_clustering and importlib.util.find_spec("tqdm") is None:
+        wanted.append("tqdm")  # imported by the official torch_clustering/kmeans/kmeans.py
     if args.skip_install:
         if wanted:
             notes.append(f"missing (--skip_install): {', '.join(wanted)}")
@@ -451,9 +458,11 @@ def train_step_has_torch_flag() -> bool:
 
 
 def official_importable(torch_clustering: str | None, timeout: float) -> str | None:
-    """None if torch_clustering imports (in a child: it imports torch), else why not."""
-    argv = [sys.executable, "-c", "import sys; sys.path[:0] = sys.argv[1:]; import torch_clustering",
-            *([os.path.abspath(torch_clustering)] if torch_clustering else [])]
+    """None if the official k-means imports as estep_official imports it (in a child: it imports torch),
+    else why not."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import torch; "
+            "from kmeans_official import import_official_kmeans; import_official_kmeans(sys.argv[2] or None)")
+    argv = [sys.executable, "-c", code, str(BENCH), official_path(torch_clustering) or ""]
     rc, _, err = run_child(argv, {}, timeout, None)
     if rc == 0:
         return None

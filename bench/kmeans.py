@@ -439,10 +439,9 @@ def set_single_thread():
     """Before jax is imported: the process pinned to one core (XLA sizes its CPU thread pool from the
     cores it may run on, and otherwise runs independent ops in parallel), XLA's Eigen matmuls
     single-threaded, BLAS and OpenMP pools limited to 1."""
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # inherited by the --large subprocesses
-    add_xla_flag("--xla_cpu_multi_thread_eigen=false")
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"  # for the subprocesses of --large
+    from threads import pin_to_cores  # bench/threads.py
+
+    pin_to_cores(1, flag="--single_thread", limit_pools=True)  # affinity and variables: inherited by --large's children
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # the BLAS and OpenMP libraries numpy/scipy/sklearn already loaded

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import json
 import os
 import statistics
@@ -52,12 +53,23 @@ def default_official_path() -> str | None:
 
 
 def import_official_kmeans(path: str | None):
-    """(PyTorchKMeans, _kmeans_plusplus, pairwise_cosine) of torch_clustering, without its package __init__."""
+    """(PyTorchKMeans, _kmeans_plusplus, pairwise_cosine) of torch_clustering, without its package __init__:
+    from the checkout `path` (the folder holding torch_clustering/), else from the Python path (found, not
+    run, unless it was already imported)."""
     if path is not None:
         if not os.path.isdir(os.path.join(path, "torch_clustering")):
             raise ImportError(f"{path} holds no torch_clustering/ folder")
+        folders = [os.path.join(path, "torch_clustering")]
+    elif "torch_clustering" in sys.modules:
+        folders = None  # imported already: its k-means modules come from there
+    else:
+        spec = importlib.util.find_spec("torch_clustering")  # a top-level package: its __init__ does not run
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("no torch_clustering package on the Python path")
+        folders = list(spec.submodule_search_locations)
+    if folders is not None:
         package = types.ModuleType("torch_clustering")  # a bare package: only the k-means modules are loaded
-        package.__path__ = [os.path.join(path, "torch_clustering")]
+        package.__path__ = folders
         sys.modules["torch_clustering"] = package
     kmeans = importlib.import_module("torch_clustering.kmeans.kmeans")
     plusplus = importlib.import_module("torch_clustering.kmeans.kmeans_plus_plus")
@@ -69,18 +81,6 @@ def import_official_kmeans(path: str | None):
 # One thread count, in its own process.
 
 
-def _pin_threads(threads: int):
-    """Before torch and jax are imported: this process on `threads` cores (inherited by XLA's pool)."""
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) < threads:
-        raise SystemExit(f"--official_threads {threads} needs {threads} cores, this process may use {len(cores)}.")
-    os.sched_setaffinity(0, set(cores[:threads]))
-    if threads == 1:
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-
-
 def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
@@ -89,7 +89,10 @@ def _timed(fn):
 
 def child(args) -> list[dict]:
     """Every K at one thread count: the official and jaxclust restarts, interleaved, `reps` rounds."""
-    _pin_threads(args.threads)
+    from threads import pin_to_cores  # bench/threads.py
+
+    # before torch and jax are imported: XLA's pool sized from the affinity, OpenMP/BLAS from their variables
+    pin_to_cores(args.threads, flag="--official_threads", limit_pools=True)
     import torch
 
     torch.set_num_threads(args.threads)

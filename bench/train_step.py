@@ -39,7 +39,6 @@ step; on GPU also the peak device memory.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -50,6 +49,9 @@ import numpy as np
 
 from jaxclust.config import ConfigError, load_config_file
 from jaxclust.models import count_params
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: threads.py here, torch_step.py with --torch
+from threads import pin_to_cores  # noqa: E402
 
 
 def load_config(path: str):
@@ -84,23 +86,6 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=0,
                    help="run on the first N cores only, both JAX (CPU affinity) and PyTorch (default: all)")
     return p.parse_args(argv)
-
-
-def pin_to_cores(threads: int) -> list[int]:
-    """Restricts this process to its first `threads` allowed cores, before JAX starts: XLA:CPU sizes its
-    intra-op thread pool from the CPU affinity. Returns the cores kept."""
-    cores = sorted(os.sched_getaffinity(0))
-    if threads > len(cores):
-        sys.exit(f"--threads {threads} asks for more cores than the {len(cores)} this process may use.")
-    if threads:
-        if "jax" in sys.modules:  # XLA's thread pool is sized when its CPU client starts
-            from jax._src import xla_bridge
-
-            if xla_bridge.backends_are_initialized():
-                print(f"note: JAX had started before --threads {threads}: XLA:CPU keeps the thread pool it sized then")
-        cores = cores[:threads]
-        os.sched_setaffinity(0, cores)
-    return cores
 
 
 def main(argv=None):
@@ -267,8 +252,7 @@ def import_torch_step(cfg, threads: int):
         sys.exit("--torch needs PyTorch; install it with pip install -e '.[torch]' (the CPU build is enough).")
     if threads:
         torch.set_num_threads(threads)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import torch_step
+    import torch_step  # bench/torch_step.py (bench/ is on sys.path, see the imports)
 
     try:
         torch_step.check_config(cfg)

@@ -90,6 +90,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.width = 64
     c.model.stem = "cifar"  # cifar: 3x3 stride 1, no max-pool | imagenet: 7x7 stride 2 + max-pool | pica: cifar + 2x2 max-pool
     c.model.convnet_widths = (32, 64, 128)
+    c.model.convnet_pool = "avg"  # avg | max (global) | flatten (the last map, layout kept: h * w * width features)
     c.model.projector_hidden = 4096
     c.model.projector_dim = 256
     c.model.predictor_hidden = 4096
@@ -320,6 +321,8 @@ def validate_config(cfg, device_count: int = 1) -> None:
     widths = cfg.model.convnet_widths
     if not widths or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths):
         raise ConfigError(f"model.convnet_widths must be positive integers, one per stage, got {widths!r}.")
+    if "convnet_pool" in cfg.model:
+        choose(cfg, "model.convnet_pool", ("avg", "max", "flatten"))
     choose(cfg, "kmeans.restarts_over_devices", ("auto", "always", "never"))
     k, batch = cfg.cluster.num_clusters, cfg.train.batch_size
     groups = cfg.model.bn_groups

@@ -456,3 +456,20 @@ def test_unknown_backbone_raises():
         build_backbone(_cfg(backbone="vit_b16"))
     with pytest.raises(ValueError, match="convnet"):
         backbone_out_dim(_cfg(backbone="resnet101"))
+
+
+def test_convnet_pools_are_reductions_of_the_same_last_map():
+    """'avg' and 'max' are the mean and max over space of the map that 'flatten' returns row-major:
+    three views of one network's last map (same parameters), checked against numpy."""
+    x = jax.random.normal(KEY, (2, 28, 28, 1))
+    params = ConvNet((4, 8, 16), pool="flatten").init(KEY, x, train=False)
+    out = {pool: np.asarray(ConvNet((4, 8, 16), pool=pool).apply(params, x, train=False))
+           for pool in ("avg", "max", "flatten")}
+    last_map = out["flatten"].reshape(2, 7, 7, 16)  # 28 -> 14 -> 7
+    np.testing.assert_allclose(out["avg"], last_map.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out["max"], last_map.max(axis=(1, 2)))
+    assert isinstance(build_backbone(_cfg(backbone="convnet", convnet_pool="max")), ConvNet)
+    with pytest.raises(ValueError, match="depends on the image size"):
+        backbone_out_dim(_cfg(backbone="convnet", convnet_pool="flatten"))
+    with pytest.raises(ValueError, match="avg, max, flatten"):
+        ConvNet((4,), pool="sum").init(KEY, x, train=False)

@@ -62,6 +62,7 @@ def build_backbone(model_cfg: Any) -> nn.Module:
             blocks_per_stage=int(model_cfg.get("convnet_blocks_per_stage", 2)),
             norm=norm,
             conv_impl=conv_impl,
+            pool=model_cfg.get("convnet_pool", "avg"),
         )
     return _RESNETS[name](
         width=int(model_cfg["width"]), stem=model_cfg["stem"], norm=norm, conv_impl=conv_impl
@@ -73,6 +74,9 @@ def backbone_out_dim(model_cfg: Any) -> int:
     name = model_cfg["backbone"]
     _check_backbone(name)
     if name == "convnet":
+        if model_cfg.get("convnet_pool", "avg") == "flatten":
+            raise ValueError("model.convnet_pool 'flatten' gives features whose size depends on the image "
+                             "size; this head needs 'avg' or 'max'.")
         return int(tuple(model_cfg["convnet_widths"])[-1])
     width = int(model_cfg["width"])
     return 32 * width if name == "resnet50" else 8 * width
