@@ -321,8 +321,6 @@ def validate_config(cfg, device_count: int = 1) -> None:
     widths = cfg.model.convnet_widths
     if not widths or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths):
         raise ConfigError(f"model.convnet_widths must be positive integers, one per stage, got {widths!r}.")
-    if "convnet_pool" in cfg.model:
-        choose(cfg, "model.convnet_pool", ("avg", "max", "flatten"))
     choose(cfg, "kmeans.restarts_over_devices", ("auto", "always", "never"))
     k, batch = cfg.cluster.num_clusters, cfg.train.batch_size
     groups = cfg.model.bn_groups

@@ -132,6 +132,8 @@ def check_config(cfg, device_count: int = 1):
     that cannot work. Returns the method's module."""
     method = methods.get(cfg.method.name)
     choose(cfg, "model.backbone", models.BACKBONES)
+    if "convnet_pool" in cfg.model:
+        choose(cfg, "model.convnet_pool", models.CONVNET_POOLS)
     validate_config(cfg, device_count)
     augment.validate(cfg)
     optim.validate(cfg)

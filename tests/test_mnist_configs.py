@@ -43,6 +43,16 @@ def test_config_dry_run_on_idx_files(name, idx_folder):
     assert cfg.model.convnet_pool == "flatten" and summary["params"] > 7 * 7 * widths[-1] * cfg.model.projector_hidden
 
 
+def test_unknown_convnet_pool_is_a_config_error():
+    from jaxclust.config import ConfigError
+    from jaxclust.trainer import check_config
+
+    cfg = load_config("propos_mnist")
+    cfg.model.convnet_pool = "sum"
+    with pytest.raises(ConfigError, match="model.convnet_pool must be one of 'avg', 'max', 'flatten'; got 'sum'"):
+        check_config(cfg)
+
+
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
 def test_byol_twin_is_the_propos_config_but_the_method(name):
     propos, byol = load_config(f"propos_{name}").to_dict(), load_config(f"byol_{name}").to_dict()
@@ -78,7 +88,7 @@ def test_pixel_kmeans_matches_sklearn_on_unit_pixels(tmp_path):
     cfg.data.source, cfg.data.path, cfg.cluster.num_clusters = "npz", str(tmp_path / "two.npz"), 2
     summary = pixel_kmeans.pixel_kmeans(cfg)
 
-    x = pixel_kmeans.pixel_features(images)
+    x = np.asarray(pixel_kmeans.pixel_features(images))
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-6)
     sk = KMeans(2, n_init=10, random_state=0).fit_predict(x)
     assert summary["images"] == 60 and summary["pixels"] == 784

@@ -12,7 +12,7 @@ from typing import Any
 
 import flax.linen as nn
 
-from jaxclust.models.convnet import ConvNet
+from jaxclust.models.convnet import POOLS as CONVNET_POOLS, ConvNet
 from jaxclust.models.heads import HEAD_INITS, MLPHead, MLPHeadModule
 from jaxclust.models.resnet import (
     CONV_IMPLS,
@@ -84,6 +84,7 @@ def backbone_out_dim(model_cfg: Any) -> int:
 
 __all__ = [
     "BACKBONES",
+    "CONVNET_POOLS",
     "HEAD_INITS",
     "CONV_IMPLS",
     "BasicBlock",
