@@ -40,6 +40,19 @@ def test_psl_off_during_warmup_then_weighted(setup):
     np.testing.assert_allclose(m["loss"], m["align_loss"] + cfg.method.psl_weight * m["psl_loss"], rtol=1e-5)
 
 
+def test_psl_start_epoch_delays_psl_past_the_warmup(setup):
+    _, _, state, (v1, v2) = setup
+    cfg = tiny_config(psl_start_epoch=2)  # warm-up is epoch 0 only; PSL from epoch 2 (0-based)
+    step = jax.jit(propos.build(cfg, N, STEPS_PER_EPOCH).train_step)
+    idx = jnp.arange(B)
+    for epoch, psl_on in ((1, False), (2, True)):
+        _, m = step(state.replace(step=jnp.asarray(epoch * STEPS_PER_EPOCH, jnp.int32)), v1, v2, idx,
+                    jax.random.key(2))
+        want = m["align_loss"] + (cfg.method.psl_weight * m["psl_loss"] if psl_on else 0.0)
+        np.testing.assert_allclose(m["loss"], want, rtol=1e-5)
+    assert m["psl_loss"] > 0
+
+
 def test_step_is_finite_with_absent_clusters(setup):
     _, step, state, (v1, v2) = setup
     for s in (0, STEPS_PER_EPOCH):  # psl weight 0 (warm-up) and > 0

@@ -51,6 +51,9 @@ def method_config() -> ml_collections.ConfigDict:
     m = ml_collections.ConfigDict()
     m.name = "propos"
     m.psl_weight = 0.1  # lambda_psl, official cluster_loss_weight
+    # The epoch PSL starts at; 0: at the end of the learning-rate warm-up (optim.warmup_epochs), as in
+    # the official code. Later lets the features settle first: PSL holds the partition it starts on.
+    m.psl_start_epoch = 0
     m.temperature = 0.5  # tau of PSL
     m.sigma = 0.001  # PSA noise std, official latent_std
     m.psl_terms = "both"  # both | alignment | uniformity (ablation, ProPos Eq. 5, Table 6)
@@ -89,6 +92,8 @@ class EncoderProjector(nn.Module):
 
 def validate(cfg) -> None:
     nonnegative(cfg, "method.psl_weight", "method.sigma")
+    if "psl_start_epoch" in cfg.method:  # absent from the config.json of older runs
+        count(cfg, "method.psl_start_epoch", "the end of the learning-rate warm-up")
     in_range(cfg, "method.temperature", 0, open_low=True)
     in_range(cfg, "method.ema_momentum", 0, 1)
     if "psl_queue_size" in cfg.method:  # absent from the config.json of runs older than the queue
@@ -183,7 +188,8 @@ def build(cfg, num_examples: int, steps_per_epoch: int, *, name: str = "propos",
         n = state.step + 1  # official schedules take the 1-based iteration count
         epoch = state.step // steps_per_epoch
         after_warmup = (epoch >= cfg.optim.warmup_epochs).astype(jnp.float32)
-        psl_weight = mcfg.psl_weight * after_warmup  # official: PSL x 0 during warm-up ...
+        psl_on = (epoch >= (mcfg.get("psl_start_epoch", 0) or cfg.optim.warmup_epochs)).astype(jnp.float32)
+        psl_weight = mcfg.psl_weight * psl_on  # official: PSL x 0 during warm-up ...
         sigma = mcfg.sigma * after_warmup  # ... and the PSA noise too
         labels = state.extra["pseudo_labels"][indices]
         momentum = optim.ema_momentum(n, mcfg.ema_momentum, total_steps, mcfg.ema_increase)
