@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from traceback import format_exception
 
@@ -185,6 +186,9 @@ def _quiet_abandoned_reads():
     hook.quiets_abandoned_reads, hook.last = True, 0.0
     sys.excepthook, sys.unraisablehook = hook, unraisable
     logging.getLogger("asyncio").addFilter(log_filter)
+    # a read abandoned before it started: its coroutine object is collected unawaited (at any time, even
+    # at exit), which Python reports as a RuntimeWarning
+    warnings.filterwarnings("ignore", message=ABANDONED_COROUTINES, category=RuntimeWarning)
     return hook
 
 
@@ -192,6 +196,8 @@ ABANDONED_READ = "_read_array_index_and_device_put"  # orbax's coroutine reading
 # what the asyncio report of an abandoned read of a checkpoint's arrays names: orbax's coroutines, or the
 # tensorstore error of opening / reading an array
 ABANDONED_READ_MARKS = (ABANDONED_READ, "async_deserialize", "tensorstore", '"zarr" driver', "OCDBT database")
+# the RuntimeWarning of an orbax coroutine of a restore collected before it was awaited
+ABANDONED_COROUTINES = r"coroutine '[^']*(_get_array_metadatas|_read_array_index_and_device_put)' was never awaited"
 
 
 def _let_abandoned_reads_settle(hook, quiet: float = 0.25, limit: float = 3.0) -> None:

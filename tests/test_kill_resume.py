@@ -173,3 +173,26 @@ def test_a_workdir_whose_checkpoints_all_fail_is_never_overwritten(tmp_path, str
 def test_another_seed_gives_other_numbers(tmp_path, straight):
     run(tmp_path / "seed1", "--config.seed=1")
     assert results(tmp_path / "seed1")[0] != results(straight)[0]
+
+
+def test_an_abandoned_orbax_read_coroutine_is_not_reported_and_others_are():
+    """A failed restore can leave orbax's metadata coroutine unawaited; Python's RuntimeWarning for it,
+    printed whenever it is collected (even at exit), would break the one-sentence error. Only it."""
+    import gc
+    import warnings
+
+    from jaxclust.checkpoint import ABANDONED_COROUTINES
+
+    class Store:
+        async def _get_array_metadatas(self):
+            pass
+
+    async def user_coroutine():
+        pass
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", message=ABANDONED_COROUTINES, category=RuntimeWarning)
+        Store()._get_array_metadatas(), user_coroutine()  # both created, neither awaited
+        gc.collect()
+    assert [str(w.message) for w in caught] == [f"coroutine '{user_coroutine.__qualname__}' was never awaited"]
