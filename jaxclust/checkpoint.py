@@ -156,6 +156,10 @@ def _quiet_abandoned_reads():
     results are not wanted: drop exactly these reports from the two hooks and the asyncio log they
     come through (any other report goes on as before), and return the hook, whose `last` is when it
     last dropped one."""
+    # a read abandoned before it started: its coroutine object is collected unawaited (at any time, even
+    # at exit), which Python reports as a RuntimeWarning. Set on every call: a caller's
+    # warnings.catch_warnings() may have dropped it since the hooks below were installed.
+    warnings.filterwarnings("ignore", message=ABANDONED_COROUTINES, category=RuntimeWarning)
     if getattr(sys.excepthook, "quiets_abandoned_reads", False):
         return sys.excepthook
     previous_except, previous_unraisable = sys.excepthook, sys.unraisablehook
@@ -186,9 +190,6 @@ def _quiet_abandoned_reads():
     hook.quiets_abandoned_reads, hook.last = True, 0.0
     sys.excepthook, sys.unraisablehook = hook, unraisable
     logging.getLogger("asyncio").addFilter(log_filter)
-    # a read abandoned before it started: its coroutine object is collected unawaited (at any time, even
-    # at exit), which Python reports as a RuntimeWarning
-    warnings.filterwarnings("ignore", message=ABANDONED_COROUTINES, category=RuntimeWarning)
     return hook
 
 
@@ -197,7 +198,7 @@ ABANDONED_READ = "_read_array_index_and_device_put"  # orbax's coroutine reading
 # tensorstore error of opening / reading an array
 ABANDONED_READ_MARKS = (ABANDONED_READ, "async_deserialize", "tensorstore", '"zarr" driver', "OCDBT database")
 # the RuntimeWarning of an orbax coroutine of a restore collected before it was awaited
-ABANDONED_COROUTINES = r"coroutine '[^']*(_get_array_metadatas|_read_array_index_and_device_put)' was never awaited"
+ABANDONED_COROUTINES = rf"coroutine '[^']*(_get_array_metadatas|{ABANDONED_READ})' was never awaited"
 
 
 def _let_abandoned_reads_settle(hook, quiet: float = 0.25, limit: float = 3.0) -> None:

@@ -189,7 +189,7 @@ def build(cfg, num_examples: int, steps_per_epoch: int, *, name: str = "propos",
         epoch = state.step // steps_per_epoch
         after_warmup = (epoch >= cfg.optim.warmup_epochs).astype(jnp.float32)
         psl_on = (epoch >= (mcfg.get("psl_start_epoch", 0) or cfg.optim.warmup_epochs)).astype(jnp.float32)
-        psl_weight = mcfg.psl_weight * psl_on  # official: PSL x 0 during warm-up ...
+        psl_weight = mcfg.psl_weight * psl_on  # official: PSL x 0 during warm-up (or to psl_start_epoch) ...
         sigma = mcfg.sigma * after_warmup  # ... and the PSA noise too
         labels = state.extra["pseudo_labels"][indices]
         momentum = optim.ema_momentum(n, mcfg.ema_momentum, total_steps, mcfg.ema_increase)
