@@ -1,4 +1,5 @@
-"""Clustering metrics: NMI, ARI, AMI, ACC, feature uniformity and cluster imbalance.
+"""Clustering metrics: NMI, ARI, AMI, ACC, feature uniformity, cluster imbalance, and the NMI between two
+partitions (how much the clusters changed from one E-step to the next).
 
 These run on the host, in numpy, on the E-step labels (``uniformity`` also accepts jax arrays and
 can be jitted). The conventions follow the official ProPos evaluation,
@@ -22,6 +23,7 @@ from sklearn import metrics as sk_metrics
 
 __all__ = [
     "cluster_metrics",
+    "partition_nmi",
     "hungarian_accuracy",
     "uniformity",
     "cluster_sizes",
@@ -75,6 +77,16 @@ def hungarian_accuracy(labels_true, labels_pred) -> float:
     return float(table[rows, cols].sum()) / labels_true.size
 
 
+def partition_nmi(labels_a, labels_b) -> float:
+    """NMI (sklearn, arithmetic mean) between two labellings of the same points: symmetric, 1 when they
+    are the same partition up to the clusters' numbering. Between consecutive E-steps it says how much
+    the clusters changed, with no ground truth (DeepCluster's "NMI t-1/t")."""
+    labels_a, labels_b = _as_label_vector(labels_a, "labels_a"), _as_label_vector(labels_b, "labels_b")
+    if labels_a.shape != labels_b.shape:
+        raise ValueError(f"the two labellings must have the same length, got {labels_a.size} and {labels_b.size}.")
+    return float(sk_metrics.normalized_mutual_info_score(labels_a, labels_b, average_method="arithmetic"))
+
+
 def cluster_metrics(labels_true, labels_pred, acc_rule: str = "hungarian") -> dict:
     """NMI, ARI, AMI and ACC of predicted clusters against ground-truth classes.
 
@@ -102,7 +114,7 @@ def cluster_metrics(labels_true, labels_pred, acc_rule: str = "hungarian") -> di
     if labels_true.size == 0:
         raise ValueError("cluster_metrics needs at least one point whose true label is not -1.")
 
-    nmi = sk_metrics.normalized_mutual_info_score(labels_true, labels_pred, average_method="arithmetic")
+    nmi = partition_nmi(labels_true, labels_pred)
     ari = sk_metrics.adjusted_rand_score(labels_true, labels_pred)
     ami = sk_metrics.adjusted_mutual_info_score(labels_true, labels_pred, average_method="arithmetic")
     if acc_rule == "official" and np.unique(labels_pred).size != np.unique(labels_true).size:

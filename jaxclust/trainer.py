@@ -90,8 +90,11 @@ def train_and_evaluate(cfg, workdir: str | Path, accept_config_change: bool = Fa
             is_last = epoch == epochs
             record = {"epoch": epoch, "step": int(state.step)}  # one per epoch; E-step scores where one ran
             if epoch % every == 0 or is_last:
+                previous = labels
                 state, labels, e_record = run.e_step(state, epoch)
                 record.update(e_record)
+                if previous is not None:  # how much the clusters moved since the last E-step; no ground truth needed
+                    record["nmi_previous"] = metrics.partition_nmi(previous, labels)
             record.update(train_stats)
             records.append(record)
             if main:
@@ -402,7 +405,7 @@ def _write_records(path: Path, records: list[dict]) -> None:
 
 
 def _format(record: dict) -> str:
-    keys = ("nmi", "acc", "ari", "uniformity", "imbalance")
+    keys = ("nmi", "acc", "ari", "uniformity", "imbalance", "nmi_previous")
     return " ".join(f"{k} {record[k]:.4f}" for k in keys if k in record)
 
 

@@ -124,3 +124,20 @@ def test_cluster_sizes_and_imbalance_hand_example():
     assert metrics.imbalance(np.array([1, 0, 1, 0]), 2) == 1.0
     with pytest.raises(ValueError):
         metrics.cluster_sizes(labels, 2)  # label 2 is outside [0, 2)
+
+
+def test_partition_nmi_is_one_for_renamed_clusters_and_matches_a_hand_value():
+    a = np.array([0, 0, 1, 1, 2, 2])
+    assert metrics.partition_nmi(a, np.array([2, 2, 0, 0, 1, 1])) == pytest.approx(1.0, abs=1e-12)
+    # one point of cluster 1 moved to cluster 0: I(A;B) and H by hand, natural log, arithmetic mean
+    b = np.array([0, 0, 0, 1, 2, 2])
+    h_a = np.log(3.0)
+    h_b = -(0.5 * np.log(0.5) + (1 / 6) * np.log(1 / 6) + (1 / 3) * np.log(1 / 3))
+    # joint cells: (0,0) 2/6, (1,0) 1/6, (1,1) 1/6, (2,2) 2/6
+    joint = {(0, 0): 2 / 6, (1, 0): 1 / 6, (1, 1): 1 / 6, (2, 2): 2 / 6}
+    pa, pb = {0: 1 / 3, 1: 1 / 3, 2: 1 / 3}, {0: 1 / 2, 1: 1 / 6, 2: 1 / 3}
+    mi = sum(p * np.log(p / (pa[i] * pb[j])) for (i, j), p in joint.items())
+    assert metrics.partition_nmi(a, b) == pytest.approx(mi / ((h_a + h_b) / 2), rel=1e-12)
+    assert metrics.partition_nmi(b, a) == pytest.approx(metrics.partition_nmi(a, b), rel=1e-12)
+    with pytest.raises(ValueError, match="same length"):
+        metrics.partition_nmi(a, b[:5])

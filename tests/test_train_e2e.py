@@ -58,11 +58,25 @@ def test_run_writes_metrics_and_summary(finished_run):
             assert key in r
         assert 0.0 <= r["nmi"] <= 1.0 and 0.0 <= r["acc"] <= 1.0
     assert records[0]["loss"] is None and all(isinstance(r["loss"], float) for r in records[1:])
+    # from the second E-step on, how much the clusters changed since the one before
+    assert "nmi_previous" not in records[0] and all(0.0 <= r["nmi_previous"] <= 1.0 for r in records[1:])
     assert [r["step"] for r in records] == [0, 7, 14, 21]  # 1797 // 256 = 7 steps per epoch
     on_disk = json.loads((workdir / "summary.json").read_text())
     assert on_disk == summary
     assert summary["wall_seconds"] > 0
     assert strip_timing(records[-1]).items() <= strip_timing(summary).items()
+
+
+def test_nmi_previous_is_the_nmi_between_consecutive_e_steps_labels(finished_run):
+    from sklearn.metrics import normalized_mutual_info_score
+
+    import jaxclust
+
+    workdir, _ = finished_run
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    # the two checkpoints kept (epochs 2 and 3) hold the labels of their epochs' E-steps
+    before, after = (jaxclust.load(workdir, checkpoint=e).labels for e in (2, 3))
+    assert records[3]["nmi_previous"] == pytest.approx(normalized_mutual_info_score(before, after), rel=1e-12)
 
 
 def test_resume_from_last_checkpoint_continues_exactly(finished_run, tmp_path):
