@@ -73,7 +73,7 @@ def test_nmi_previous_is_the_nmi_between_consecutive_e_steps_labels(finished_run
     import jaxclust
 
     workdir, _ = finished_run
-    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    records = read_jsonl(workdir / "metrics.jsonl")
     # the two checkpoints kept (epochs 2 and 3) hold the labels of their epochs' E-steps
     before, after = (jaxclust.load(workdir, checkpoint=e).labels for e in (2, 3))
     assert records[3]["nmi_previous"] == pytest.approx(normalized_mutual_info_score(before, after), rel=1e-12)
