@@ -30,7 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict()
     c.data.source = "digits"  # digits | npz | folder | idx | tfds (jaxclust/data/sources.py)
-    # tfds: cifar10 | cifar20 | cifar100 | stl10 | imagenet2012 | imagenet50/100/200 | mnist | fashion_mnist | kmnist
+    # tfds: cifar10 | cifar20 | cifar100 | stl10 | imagenet2012 | imagenet50/100/200 | mnist | fashion_mnist | kmnist | emnist_letters
     c.data.name = "digits"
     # npz file, folder, folder of MNIST-format files (idx), or tfds data dir ('' = $TFDS_DATA_DIR or
     # ~/tensorflow_datasets)

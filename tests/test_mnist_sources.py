@@ -1,4 +1,4 @@
-"""MNIST-like sources: tfds mnist / fashion_mnist / kmnist (tfds.testing.mock_data) and the `idx` source
+"""MNIST-like sources: tfds mnist / fashion_mnist / kmnist / emnist_letters (tfds.testing.mock_data) and the `idx` source
 (MNIST-format files, generated here plain and gzipped): shapes, labels, splits, the one-sentence errors
 for damaged files, the config checks, and launch/main.py --dry_run on an idx folder."""
 import gzip
@@ -69,6 +69,42 @@ def test_tfds_mnist_like(name, first_class):
     assert (both.num_examples, train.num_examples, test.num_examples) == (8, 5, 3)
     np.testing.assert_array_equal(both.images[:, 0, 0, 0], [1] * 5 + [2] * 3)  # train first, then test
     np.testing.assert_array_equal(both.labels, [0, 1, 2, 3, 4, 0, 1, 2])
+
+
+def letters_dataset(labels):
+    """A mocked tfds reader for emnist/letters: image i has a single bright pixel at (row 0, column i + 1),
+    as EMNIST stores it (transposed), and label labels[i]."""
+    def as_dataset_fn(self, split, *args, **kwargs):
+        import tensorflow as tf
+
+        def examples():
+            for i, label in enumerate(labels):
+                image = np.zeros((28, 28, 1), np.uint8)
+                image[0, i + 1, 0] = 255
+                yield {"image": image, "label": label}
+
+        return tf.data.Dataset.from_generator(examples, output_types=self.info.features.dtype,
+                                              output_shapes=self.info.features.shape)
+    return as_dataset_fn
+
+
+def test_tfds_emnist_letters_upright_with_labels_0_to_25():
+    with tfds.testing.mock_data(as_dataset_fn=letters_dataset([1, 2, 26])):
+        bank = sources.load_source(data_cfg(source="tfds", name="emnist_letters", path=NO_TFDS_DIR))
+    assert bank.images.shape == (3, 28, 28, 1) and bank.images.dtype == np.uint8
+    np.testing.assert_array_equal(bank.labels, [0, 1, 25])
+    assert bank.class_names[bank.labels[0]] == "A" and bank.class_names[bank.labels[2]] == "Z"
+    assert len(bank.class_names) == 26 and bank.name == "emnist_letters"
+    for i in range(3):  # transposed back: the stored (0, i + 1) pixel is at (i + 1, 0)
+        assert bank.images[i, i + 1, 0, 0] == 255 and bank.images[i].sum() == 255
+
+
+@pytest.mark.parametrize("label", [0, 27])
+def test_tfds_emnist_letters_label_outside_1_to_26_is_one_sentence(label):
+    with tfds.testing.mock_data(as_dataset_fn=letters_dataset([1, label])):
+        with pytest.raises(DataError) as error:
+            sources.load_source(data_cfg(source="tfds", name="emnist_letters", path=NO_TFDS_DIR))
+    assert one_sentence(str(error.value)) and f"(the first: {label})" in str(error.value)
 
 
 def test_mnist_like_normalization():
