@@ -36,9 +36,10 @@ and a second, mixed one; between epochs 20 and 24 k-means finds the split (NMI 0
 PSL). PSL begun before that, at any weight tried (0.1, 0.5, 1.0) or after a 20-epoch warm-up, holds the
 merged partition it started on (0.76-0.80 at 40); begun after it, PSL adds to the alignment (0.914
 against 0.886 with no PSL; 0.884 -> 0.909 within 4 epochs of starting at 36). With the 70,000 (7x the
-steps an epoch) the split comes earlier, so the start at 24 leaves more margin there (measured after the
-config was fixed: NMI 0.897 by epoch 8, 0.946 at 40; README, The MNIST family). Earlier: the 8x8-digits recipe at 28x28
-(average pool, affine views, widths 16-32-64) ended at 0.637 after 60 epochs and 0.601 after 120.
+steps an epoch) the split comes earlier, so the start at 24 leaves more margin there (measured after
+the config was fixed: NMI 0.897 by epoch 8, 0.946 at 40; README, The MNIST family). Earlier: the
+8x8-digits recipe at 28x28 (average pool, affine views, widths 16-32-64) ended at 0.637 after 60 epochs
+and 0.601 after 120.
 """
 from jaxclust.methods import default_config
 

@@ -443,34 +443,34 @@ def load_stl10(data_cfg) -> ImageBank:
                      name=data_cfg.name)
 
 
-EMNIST_LETTERS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
 def load_mnist(data_cfg) -> ImageBank:
     """MNIST, Fashion-MNIST or KMNIST: 28x28x1 uint8 images, labels 0..9 and the class names of the tfds
     feature; `data.split` 'train+test' (default, the 70,000 images the clustering literature uses),
-    'train' (60,000) or 'test' (10,000). The same files in their MNIST format: data.source 'idx'.
-    EMNIST Letters (`emnist_letters`): 103,600 images ('train' 88,800, 'test' 14,800) of 26 classes."""
+    'train' (60,000) or 'test' (10,000). The same files in their MNIST format: data.source 'idx'."""
     tfds_name, pretty, _ = TFDS_SOURCES[data_cfg.name]
     images, labels = _read_fixed_size(tfds_dataset(data_cfg, tfds_split(data_cfg)), "label")
-    if data_cfg.name == "emnist_letters":
-        images, labels = _upright_letters(images, labels)
-        names = EMNIST_LETTERS
-    else:
-        _, tfds = import_tfds()
-        names = _class_names(tfds.builder(tfds_name, data_dir=tfds_data_dir(data_cfg)).info.features["label"], 10)
+    _, tfds = import_tfds()
+    names = _class_names(tfds.builder(tfds_name, data_dir=tfds_data_dir(data_cfg)).info.features["label"], 10)
     return ImageBank(images=_maybe_resize(images, data_cfg, pretty), labels=labels, class_names=names,
                      name=data_cfg.name)
 
 
-def _upright_letters(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """EMNIST as stored (and as tfds gives it) is transposed and labels letters 1..26 (tfds declares 37
-    classes): the images transposed back upright, labels 0..25 for A..Z."""
+EMNIST_LETTERS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def load_emnist_letters(data_cfg) -> ImageBank:
+    """EMNIST Letters: 28x28x1 uint8 images of 26 classes (upper and lower case merged), 'train+test'
+    (default, 103,600), 'train' (88,800) or 'test' (14,800). EMNIST as stored (and as tfds gives it) is
+    transposed and labels letters 1..26 (tfds declares 37 classes): the images are transposed back
+    upright and the labels mapped to 0..25 for A..Z."""
+    images, labels = _read_fixed_size(tfds_dataset(data_cfg, tfds_split(data_cfg)), "label")
     bad = (labels < 1) | (labels > len(EMNIST_LETTERS))
     if bad.any():
         raise DataError(f"EMNIST Letters: {int(bad.sum())} label(s) outside 1..26 (the first: {int(labels[bad][0])}); "
                         "the tfds data set 'emnist/letters' looks damaged or is another EMNIST split.")
-    return np.ascontiguousarray(images.transpose(0, 2, 1, 3)), labels - 1
+    images = np.ascontiguousarray(images.transpose(0, 2, 1, 3))
+    return ImageBank(images=_maybe_resize(images, data_cfg, "EMNIST Letters"), labels=labels - 1,
+                     class_names=EMNIST_LETTERS, name=data_cfg.name)
 
 
 SUBSET_DIR = Path(__file__).with_name("subsets")
@@ -560,7 +560,7 @@ def long_tail(bank: ImageBank, ratio: float, seed: int = 0) -> ImageBank:
 TFDS_LOADERS = {"cifar10": load_cifar, "cifar20": load_cifar, "cifar100": load_cifar, "stl10": load_stl10,
                 "imagenet2012": load_imagenet, "imagenet50": load_imagenet, "imagenet100": load_imagenet,
                 "imagenet200": load_imagenet, "mnist": load_mnist, "fashion_mnist": load_mnist,
-                "kmnist": load_mnist, "emnist_letters": load_mnist}
+                "kmnist": load_mnist, "emnist_letters": load_emnist_letters}
 
 
 def load_tfds(data_cfg) -> ImageBank:
