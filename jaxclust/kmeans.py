@@ -26,8 +26,9 @@ Memory: the (N, K) distance matrix is never built at once. Rows are processed in
 unsharded x is never copied (chunks are slices of it). If ``x`` is sharded on its row axis over a
 ('data',) mesh the chunk layout is *strided* (chunk j holds rows ``j, j + n_chunks, j + 2 n_chunks,
 ...``), so every chunk stays spread over all devices instead of living on one of them; otherwise
-chunks are contiguous. k-means++ needs only (N, candidates) distances per centre and computes them
-for all rows at once. Row norms are computed once per call.
+chunks are contiguous. k-means++ needs only (N, restarts x candidates) distances per centre and
+computes them for all rows at once, for as many restarts together as keep them under 64 MiB (one
+at a time at ImageNet scale). Row norms are computed once per call.
 The layout and the distance / assignment / centre building blocks on it are in `jaxclust.kmeans_rows`.
 
 Shapes: ``x`` (N, D) float; centres (K, D); labels (N,) int32; per-point distances (N,).
@@ -222,37 +223,74 @@ def _local_trials(k: int, n_local_trials) -> int:
     return int(n_local_trials)
 
 
-def _kmeans_plusplus_chunks(key, rows: _Rows, n: int, k: int, n_trials: int):
-    """Official k-means++ port (sklearn `_kmeans_plusplus` with the plain cosine distance as potential)."""
-    d = rows.x.shape[-1]
+# The most candidate distances a seeding group holds at once (N x restarts x candidates floats, 64 MiB):
+# restarts are seeded together up to this, so at ImageNet scale (N = 1.28M, 8 candidates at K = 1000)
+# a group is one restart, as before groups existed.
+_SEEDING_DISTANCES = 1 << 24
+
+
+def _seeding_groups(n: int, n_trials: int, restarts: int) -> tuple[int, int]:
+    """(groups, restarts per group): as few groups as the memory bound allows, balanced in size."""
+    most = max(1, min(restarts, _SEEDING_DISTANCES // (n * n_trials)))
+    groups = -(-restarts // most)
+    return groups, -(-restarts // groups)
+
+
+def _kmeans_plusplus_chunks(keys, rows: _Rows, n: int, k: int, n_trials: int):
+    """Official k-means++ port (sklearn `_kmeans_plusplus` with the plain cosine distance as potential),
+    for R restarts at once: keys (R,) -> (R, K, D) centres.
+
+    Each restart draws and chooses as alone (its own keys); they share the pass over x per centre, one
+    product for all their candidates, whose float rounding may differ from a lone restart's narrower
+    product. Seeding is bound by that pass: K = 100, N = 20000, 2 threads, 3 restarts take 150 ms
+    together against 220 ms one after another.
+    """
+    r, d = keys.shape[0], rows.x.shape[-1]
     x_rows = rows.x  # original row order (then padding)
 
     def potentials_to(cands):
-        # (T, D) raw candidate rows -> (*layout, T) distances, clipped at 0 (1 - cos can be
-        # -1e-7 for a point equal to a centre) and 0 on padding rows (never sampled). All rows in one
-        # product: N x T is small, and a loop over chunks would copy every chunk of x at every centre
-        # (2x slower on CPU; bench/kmeans.py).
-        dist = _cosine_distance(x_rows, rows.inv_norm.reshape(-1), _normalize(cands)).reshape(rows.valid.shape + (-1,))
-        return jnp.where(rows.valid[..., None], jnp.maximum(dist, 0.0), 0.0)
+        # (R, T, D) raw candidate rows -> (*layout, R, T) distances, clipped at 0 (1 - cos can be -1e-7
+        # for a point equal to a centre) and 0 on padding rows (never sampled). All rows in one product:
+        # N x R T is small, and a loop over chunks would copy every chunk of x at every centre (2x
+        # slower on CPU; bench/kmeans.py).
+        flat = cands.reshape(-1, d)
+        dist = _cosine_distance(x_rows, rows.inv_norm.reshape(-1), _normalize(flat))
+        dist = dist.reshape(rows.valid.shape + cands.shape[:2])
+        return jnp.where(rows.valid[..., None, None], jnp.maximum(dist, 0.0), 0.0)
 
-    key_first, key_rest = jax.random.split(key)
+    key_first, key_rest = jax.vmap(jax.random.split, out_axes=1)(keys)
     # First centre: a uniform random row (official torch.randint(n_samples)).
-    first = jax.random.randint(key_first, (), 0, n)
-    centers = jnp.zeros((k, d), x_rows.dtype).at[0].set(x_rows[first])
-    closest = potentials_to(x_rows[first][None])[..., 0]  # potential = distance, NOT squared
+    first = jax.vmap(lambda kf: jax.random.randint(kf, (), 0, n))(key_first)
+    centers = jnp.zeros((r, k, d), x_rows.dtype).at[:, 0].set(x_rows[first])
+    closest = potentials_to(x_rows[first][:, None])[..., 0]  # (*layout, R); potential = distance, NOT squared
 
     def add_center(i, carry):
         centers, closest = carry
-        # Candidates drawn with probability proportional to the potential, in original row order
-        # (so the draw does not depend on chunk_size).
-        cands = x_rows[_sample_proportional(jax.random.fold_in(key_rest, i), _from_chunks(closest, n), n_trials)]
+        # Candidates drawn with probability proportional to the potential, in original row order (so the
+        # draw does not depend on chunk_size).
+        weights = closest.reshape(-1, r)[:n].T  # (R, N) in row order
+        draw = jax.vmap(lambda key_r, w: _sample_proportional(jax.random.fold_in(key_r, i), w, n_trials))
+        cands = x_rows[draw(key_rest, weights)]  # (R, T, D)
         # Greedy choice: the candidate that minimises the new total potential.
-        new_pot = jnp.minimum(closest[..., None], potentials_to(cands))  # (*layout, T)
-        best = jnp.argmin(jnp.sum(new_pot.reshape(-1, n_trials), axis=0))
-        return centers.at[i].set(cands[best]), new_pot[..., best]
+        new_pot = jnp.minimum(closest[..., None], potentials_to(cands))  # (*layout, R, T)
+        best = jnp.argmin(jnp.sum(new_pot.reshape(-1, r, n_trials), axis=0), axis=-1)  # (R,)
+        closest = new_pot[..., jnp.arange(r), best]  # (*layout, R)
+        return centers.at[:, i].set(cands[jnp.arange(r), best]), closest
 
     centers, _ = lax.fori_loop(1, k, add_center, (centers, closest))
     return centers
+
+
+def _in_groups(keys, live, n: int, n_trials: int):
+    """keys (R,) and live (R,) -> (G, R / G, ...) as seeded together (`_seeding_groups`); the last group
+    is filled up with dead copies of the first key."""
+    restarts = keys.shape[0]
+    groups, per_group = _seeding_groups(n, n_trials, restarts)
+    pad = groups * per_group - restarts
+    if pad:
+        keys = jnp.concatenate([keys, jnp.broadcast_to(keys[:1], (pad,) + keys.shape[1:])])
+        live = jnp.concatenate([live, jnp.zeros((pad,), bool)])
+    return keys.reshape((groups, per_group) + keys.shape[1:]), live.reshape(groups, per_group)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -291,22 +329,27 @@ def _kmeans_from_init_jit(x, init, tol, max_iter: int, chunk_size: int, early_st
 
 
 @functools.partial(jax.jit, static_argnames=("k", "chunk_size", "n_trials", "strided"))
-def _kmeans_plusplus_jit(key, x, k: int, chunk_size: int, n_trials: int, strided: bool):
+def _kmeans_plusplus_jit(keys, x, k: int, chunk_size: int, n_trials: int, strided: bool):
+    """keys (R,) -> (R, K, D), seeded in the groups `_spherical_kmeans_jit` uses for R restarts."""
+    n = x.shape[0]
     x = x.astype(_float_dtype(x))
-    return _kmeans_plusplus_chunks(key, _layout(x, chunk_size, strided, k), x.shape[0], k, n_trials)
+    rows = _layout(x, chunk_size, strided, k)
+    grouped, _ = _in_groups(keys, jnp.ones(keys.shape[:1], bool), n, n_trials)
+    seeded = lax.map(lambda g: _kmeans_plusplus_chunks(g, rows, n, k, n_trials), grouped)
+    return seeded.reshape((-1,) + seeded.shape[2:])[:keys.shape[0]]
 
 
 def _best_of_restarts(rows: _Rows, tol_value, keys, live, n: int, k: int, n_trials: int, max_iter: int, early_stop: bool):
-    """k-means++ then Lloyd from each key in turn; the lowest-inertia run among those with `live` true.
+    """k-means++ then Lloyd from each key; the lowest-inertia run among those with `live` true.
 
-    Restarts run sequentially (a scan carrying only the best), so memory does not grow with their
-    number and no restart waits for the slowest one as under vmap. Returns the `_lloyd` tuple of the
-    best run (inertia +inf if no restart is live).
+    Restarts are seeded in groups (`_seeding_groups`: one pass over x per centre for a whole group),
+    then run Lloyd one after another (a scan carrying only the best), so memory does not grow with
+    their number and no restart waits for the slowest one as under vmap. Returns the `_lloyd` tuple of
+    the best run (inertia +inf if no restart is live).
     """
     d = rows.x.shape[-1]
 
-    def run(key_i, best, found):
-        init = _kmeans_plusplus_chunks(key_i, rows, n, k, n_trials)
+    def run(init, best, found):
         out = _lloyd(rows, init, max_iter, tol_value, early_stop)
         # official: min inertia over every iteration of every init; strict < keeps the earliest init
         # (the first run is taken whatever its inertia, so NaN features still give a result)
@@ -315,10 +358,17 @@ def _best_of_restarts(rows: _Rows, tol_value, keys, live, n: int, k: int, n_tria
 
     def restart(carry, xs):
         best, found = carry
-        key_i, live_i = xs
-        # a dead restart (padding of the device spread) costs nothing: cond, not select
-        best = lax.cond(live_i, run, lambda _, b, __: b, key_i, best, found)
+        init, live_i = xs
+        # a dead restart (padding of the device spread or of a group) costs nothing: cond, not select
+        best = lax.cond(live_i, run, lambda _, b, __: b, init, best, found)
         return (best, found | live_i), None
+
+    def group(carry, xs):
+        keys_g, live_g = xs
+        inits = lax.cond(jnp.any(live_g), lambda g: _kmeans_plusplus_chunks(g, rows, n, k, n_trials),
+                         lambda g: jnp.zeros(g.shape[:1] + (k, d), rows.x.dtype), keys_g)
+        carry, _ = lax.scan(restart, carry, (inits, live_g))
+        return carry, None
 
     placeholder = (
         jnp.full(rows.valid.shape, k, jnp.int32),
@@ -329,7 +379,7 @@ def _best_of_restarts(rows: _Rows, tol_value, keys, live, n: int, k: int, n_tria
         jnp.array(False),
         jnp.array(False),
     )
-    (best, _), _ = lax.scan(restart, (placeholder, jnp.array(False)), (keys, live))
+    (best, _), _ = lax.scan(group, (placeholder, jnp.array(False)), _in_groups(keys, live, n, n_trials))
     return best
 
 
@@ -436,18 +486,24 @@ def _check_mesh(mesh):
     return mesh
 
 
-def kmeans_plusplus(key, x, k: int, chunk_size: int = DEFAULT_CHUNK_SIZE, n_local_trials: int | None = None):
+def kmeans_plusplus(key, x, k: int, chunk_size: int = DEFAULT_CHUNK_SIZE, n_local_trials: int | None = None,
+                    n_init: int | None = None):
     """k-means++ seeding of the official port (cosine-distance potential, greedy local trials) -> (K, D) rows of x.
 
     n_local_trials: candidates drawn per centre, the one lowering the total potential most is kept;
     None is the official 2 + int(log K), 1 is plain (non-greedy) k-means++ with 1 / (2 + log K) of the
     distance computations.
+    n_init: None seeds once from `key`; an integer seeds that many restarts at once and returns
+    (n_init, K, D): those `spherical_kmeans(key, x, k, n_init)` starts from (the keys of
+    `jax.random.split(key, n_init)`, seeded in the same groups), for running the restarts one by one.
     """
     n, _ = _check_x(x)
     k = _check_k(k, n)
     n_trials = _local_trials(k, n_local_trials)
-    return _kmeans_plusplus_jit(key, x, k=k, chunk_size=_check_positive("chunk_size", chunk_size), n_trials=n_trials,
-                                strided=_row_sharded(x))
+    keys = key[None] if n_init is None else jax.random.split(key, _check_positive("n_init", n_init))
+    seeded = _kmeans_plusplus_jit(keys, x, k=k, chunk_size=_check_positive("chunk_size", chunk_size),
+                                  n_trials=n_trials, strided=_row_sharded(x))
+    return seeded[0] if n_init is None else seeded
 
 
 def spherical_kmeans(

@@ -236,20 +236,20 @@ def test_block_rows_shrink_with_k_and_keep_the_cap():
     """Large K gets fewer rows per block (its distances stay in cache); chunk_size stays an upper bound."""
     from jaxclust.kmeans_rows import _block_rows
 
-    assert _block_rows(32768, 10) == 26214 and _block_rows(4096, 10) == 4096
-    assert _block_rows(32768, 1000) == 262 and _block_rows(100, 1000) == 100
+    assert _block_rows(32768, 10) == 32768 and _block_rows(4096, 10) == 4096
+    assert _block_rows(32768, 100) == 20971 and _block_rows(32768, 1000) == 2097 and _block_rows(100, 1000) == 100
     assert _block_rows(32768, 100_000) == 256  # never below 256 rows
 
 
 def test_assign_with_large_k_blocks_equals_dense():
-    """K = 1030 allows at most 256 rows per block: 1100 rows run as 5 blocks of 220; the labels and
+    """K = 8200 allows at most 256 rows per block: 1100 rows run as 5 blocks of 220; the labels and
     distances are the dense computation's."""
     from jaxclust.kmeans_rows import _block_rows, _chunk_geometry
 
-    assert _chunk_geometry(1100, _block_rows(km.DEFAULT_CHUNK_SIZE, 1030)) == (5, 220)
+    assert _chunk_geometry(1100, _block_rows(km.DEFAULT_CHUNK_SIZE, 8200)) == (5, 220)
     rng = np.random.default_rng(8)
     x = rng.normal(size=(1100, 4)).astype(np.float32)
-    centers = rng.normal(size=(1030, 4)).astype(np.float32)
+    centers = rng.normal(size=(8200, 4)).astype(np.float32)
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     cn = centers / np.linalg.norm(centers, axis=1, keepdims=True)
     dense = 1.0 - xn.astype(np.float64) @ cn.T.astype(np.float64)

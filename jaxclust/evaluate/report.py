@@ -121,13 +121,15 @@ def _progress(what: str):
 
 
 def _kmeans(features, k: int, restarts: int, seed: int, cfg_kmeans) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """Spherical k-means, restart by restart (same draws as `kmeans.spherical_kmeans`, with progress)."""
-    keys = jax.random.split(jax.random.key(seed), restarts)
+    """Spherical k-means, restart by restart with progress (the seedings and so the result of
+    `kmeans.spherical_kmeans` with the same key)."""
+    t0 = time.time()
+    inits = kmeans.kmeans_plusplus(jax.random.key(seed), features, k, chunk_size=cfg_kmeans.chunk_size,
+                                   n_local_trials=cfg_kmeans.n_local_trials or None, n_init=restarts)
+    log(f"k-means++ seeding of {restarts} restarts ({time.time() - t0:.1f}s)")
     best, inertias = None, []
-    for i, key in enumerate(keys):
+    for i, init in enumerate(inits):
         t0 = time.time()
-        init = kmeans.kmeans_plusplus(key, features, k, chunk_size=cfg_kmeans.chunk_size,
-                                      n_local_trials=cfg_kmeans.n_local_trials or None)
         result = kmeans.kmeans_from_init(features, init, max_iter=cfg_kmeans.max_iter, tol=cfg_kmeans.tol,
                                          chunk_size=cfg_kmeans.chunk_size)
         inertias.append(float(result.inertia))
