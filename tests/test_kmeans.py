@@ -182,6 +182,25 @@ def test_kmeans_plusplus_keys_and_rows(blobs):
     np.testing.assert_array_equal(a, np.asarray(km.kmeans_plusplus(jax.random.key(0), x, K_BLOBS, chunk_size=50)))
 
 
+def test_restarts_seeded_together_are_their_lone_seedings(blobs, monkeypatch):
+    """kmeans_plusplus(n_init=R) seeds spherical_kmeans's R restarts together (one product per centre for
+    all their candidates): restart i draws with key i of split(key, R) and keeps the row it keeps alone
+    (on these blobs the candidates' potentials are far apart, so the product's rounding cannot change a
+    choice), whatever the groups the memory bound makes."""
+    x, _ = blobs
+    key, n_trials = jax.random.key(0), 2 + int(np.log(K_BLOBS))
+    together = np.asarray(km.kmeans_plusplus(key, x, K_BLOBS, n_init=5))
+    alone = np.stack([np.asarray(km.kmeans_plusplus(k, x, K_BLOBS)) for k in jax.random.split(key, 5)])
+    assert together.shape == (5, K_BLOBS, x.shape[1])
+    np.testing.assert_array_equal(together, alone)
+    # A bound of two restarts per group: 3 groups, the last filled up with a dead restart.
+    monkeypatch.setattr(km, "_SEEDING_DISTANCES", 2 * x.shape[0] * n_trials)
+    assert km._seeding_groups(x.shape[0], n_trials, 5) == (3, 2)
+    # (another chunk_size, which the draws do not depend on, so that the seeding is traced again)
+    grouped = km.kmeans_plusplus(key, x, K_BLOBS, n_init=5, chunk_size=77)
+    np.testing.assert_array_equal(np.asarray(grouped), together)
+
+
 @pytest.mark.parametrize("block", [4, 4096])
 def test_candidate_sampling_is_proportional_to_potential(block):
     """k-means++ draws candidates with P proportional to the potential (plain distance, not squared)."""
