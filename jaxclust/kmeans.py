@@ -528,10 +528,11 @@ def spherical_kmeans(
       early_stop: False runs exactly `max_iter` iterations per restart, ignoring both convergence
         rules (for benchmarks at equal work; not an official option).
       n_local_trials: k-means++ candidates per centre (see `kmeans_plusplus`); None is official.
-      restart_mesh: None runs the restarts one after another, each on x as it is placed (sharded
-        rows: every restart uses every device). A mesh with a 'data' axis instead gives every device
-        a whole copy of x and its share of the restarts, run in parallel with no communication per
-        iteration; same result as None (same keys, earliest restart wins ties).
+      restart_mesh: None runs the restarts one after another (seeded together in groups), each on x
+        as it is placed (sharded rows: every restart uses every device). A mesh with a 'data' axis
+        instead gives every device a whole copy of x and its share of the restarts, run in parallel
+        with no communication per iteration; the result of None (same keys, earliest restart wins
+        ties) up to the rounding of the seeding's product, narrower where a device seeds only its share.
     Returns:
       KMeansResult; n_iter/best_iter/converged refer to the restart that produced the solution.
     """
